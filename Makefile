@@ -1,0 +1,47 @@
+# Thin targets; everything runs from .venv, which `make` creates and keeps in
+# step with pyproject.toml and constraints.txt.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.servelab-installed
+LAB_PORT ?= 8888
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install lab labs test test-quick bench lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+# Student versions of the graded labs, generated from grading/source.
+labs: $(STAMP)
+	$(BIN)/servelab labs generate
+
+# JupyterLab on the course's start page, local target (no Kubernetes needed).
+lab: labs
+	SERVELAB_TARGET=local $(BIN)/jupyter lab \
+	  --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) \
+	  --LabApp.default_url=/lab/tree/notebooks/00-start-here.ipynb \
+	  $(if $(NO_BROWSER),--no-browser,)
+
+# The whole suite: unit tests, live Ray, nbval on the lessons, nbgrader round trips.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Unit tests only (no Ray cluster started), a few seconds.
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -m "not live" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+# Re-pin every dependency after changing pyproject.toml (review the diff).
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^servelab' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache

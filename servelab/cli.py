@@ -1,0 +1,114 @@
+"""`servelab` command line: local clusters, the environment report, student labs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import envcheck, labs
+from .localray import LocalRay
+from .serve_api import ServeAPIError
+from .waiting import Stuck
+
+
+def _select(name: str | None) -> list[LocalRay]:
+    clusters = LocalRay.find()
+    if name:
+        clusters = [c for c in clusters if c.name == name]
+    return clusters
+
+
+def cmd_up(args) -> int:
+    if any(c.name == args.name for c in LocalRay.find()):
+        print(f"Cluster '{args.name}' is already running (servelab status).")
+        return 0
+    # A CLI cluster outlives this command, so it must not die with it.
+    cluster = LocalRay(args.name, num_cpus=args.cpus, num_gpus=args.gpus, die_with_owner=False)
+    cluster.start(timeout=args.timeout)
+    print(f"Serve:     {cluster.serve_url}\nDashboard: {cluster.dashboard_url}\n"
+          f"Metrics:   {cluster.metrics_url}\nToken:     {cluster.token_file}\n"
+          f"Stop it with: servelab down --name {cluster.name}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    clusters = _select(args.name)
+    if not clusters:
+        print("No servelab cluster is running.")
+        return 1 if args.name else 0
+    for c in clusters:
+        print(f"{c.name}: owner pid {c.owner_pid}, {len(c.processes())} processes\n"
+              f"  serve {c.serve_url}  dashboard {c.dashboard_url}")
+        try:
+            apps = c.serve_api.applications()
+        except ServeAPIError as exc:
+            print(f"  {exc}")
+            continue
+        for app_name, app in apps.items():
+            print(f"  app {app_name} [{app.get('status')}] {app.get('route_prefix') or ''}")
+            for dep_name, dep in (app.get("deployments") or {}).items():
+                states = [r.get("state") for r in dep.get("replicas") or []]
+                running = states.count("RUNNING")
+                print(f"    {dep_name} [{dep.get('status')}] {running}/{dep.get('target_num_replicas')} replicas running")
+    return 0
+
+
+def cmd_down(args) -> int:
+    clusters = LocalRay.find() if args.all else _select(args.name or "servelab")
+    if not clusters:
+        print("Nothing to stop.")
+    for c in clusters:
+        c.stop()
+    return 0
+
+
+def cmd_labs(args) -> int:
+    if args.action == "generate":
+        for path in labs.generate():
+            print(f"wrote {path.relative_to(labs.REPO)}")
+        return 0
+    diffs = labs.stale()
+    for line in diffs:
+        print(line)
+    if diffs:
+        print("labs/ is out of date: run `make labs` and commit the result.")
+    return 1 if diffs else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="servelab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start a local Ray cluster with Serve (127.0.0.1 only)")
+    up.add_argument("--name", default="servelab")
+    up.add_argument("--cpus", type=int, default=None, help="logical CPUs (default: max(4, cores))")
+    up.add_argument("--gpus", type=int, default=0, help="logical GPUs to advertise")
+    up.add_argument("--timeout", type=float, default=180)
+    up.set_defaults(func=cmd_up)
+
+    status = sub.add_parser("status", help="clusters, applications and replicas")
+    status.add_argument("--name")
+    status.set_defaults(func=cmd_status)
+
+    down = sub.add_parser("down", help="stop a cluster by its own pids")
+    down.add_argument("--name")
+    down.add_argument("--all", action="store_true", help="every cluster this user started")
+    down.set_defaults(func=cmd_down)
+
+    env = sub.add_parser("env", help="versions, machine size and active target")
+    env.set_defaults(func=lambda a: (envcheck.print_report(), 0)[1])
+
+    lab = sub.add_parser("labs", help="student labs generated from grading/source")
+    lab.add_argument("action", choices=["generate", "check"])
+    lab.set_defaults(func=cmd_labs)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (Stuck, ServeAPIError, RuntimeError, ValueError) as exc:
+        print(f"servelab: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

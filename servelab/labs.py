@@ -1,0 +1,94 @@
+"""Student versions of the graded labs, generated from the nbgrader sources.
+
+grading/source/<lab>/ is the single source of truth. `generate` runs nbgrader's
+own generate_assignment in a scratch copy of the course (so the repository
+never holds a gradebook) and copies the released files to labs/<lab>/.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GRADING = REPO / "grading"
+LABS = REPO / "labs"
+
+
+def lab_names(grading: Path = GRADING) -> list[str]:
+    return sorted(p.name for p in (grading / "source").iterdir() if p.is_dir())
+
+
+def nbgrader(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real nbgrader CLI of this environment in a course directory."""
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, check=check,
+                          capture_output=True, text=True, env=venv_env())
+
+
+def venv_env(extra: dict | None = None) -> dict:
+    """os.environ with this interpreter's bin dir first on PATH (nbgrader runs `alembic`)."""
+    bindir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), **(extra or {})}
+
+
+def scratch_course(grading: Path = GRADING) -> Path:
+    """A throwaway copy of the course root (config and sources only)."""
+    course = Path(tempfile.mkdtemp(prefix="servelab-course-"))
+    shutil.copy(grading / "nbgrader_config.py", course)
+    shutil.copytree(grading / "source", course / "source")
+    return course
+
+
+def _release(course: Path, lab: str) -> Path:
+    done = nbgrader(["generate_assignment", lab, "--force"], cwd=course, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"nbgrader generate_assignment {lab} failed:\n{done.stdout}\n{done.stderr}")
+    return course / "release" / lab
+
+
+def generate(out: Path = LABS, grading: Path = GRADING) -> list[Path]:
+    """Regenerate every student lab into out/<lab>/; returns the files written."""
+    course = scratch_course(grading)
+    written = []
+    try:
+        for lab in lab_names(grading):
+            release = _release(course, lab)
+            target = out / lab
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(release, target)
+            written += sorted(p for p in target.rglob("*") if p.is_file())
+    finally:
+        shutil.rmtree(course, ignore_errors=True)
+    return written
+
+
+def stale(out: Path = LABS, grading: Path = GRADING) -> list[str]:
+    """Files of labs/ that differ from a fresh generation (empty when up to date)."""
+    fresh = Path(tempfile.mkdtemp(prefix="servelab-labs-"))
+    try:
+        generate(fresh, grading)
+        return _differences(fresh, out)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+
+
+def _differences(fresh: Path, committed: Path) -> list[str]:
+    names = {p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file()}
+    names |= {p.relative_to(committed) for p in committed.rglob("*") if p.is_file()} if committed.exists() else set()
+    out = []
+    for rel in sorted(names):
+        a, b = fresh / rel, committed / rel
+        if not (a.exists() and b.exists()):
+            out.append(f"{rel}: {'missing from labs/' if a.exists() else 'not generated from grading/source'}")
+        elif rel.suffix == ".ipynb":
+            if json.loads(a.read_text()) != json.loads(b.read_text()):
+                out.append(f"{rel}: differs from grading/source")
+        elif not filecmp.cmp(a, b, shallow=False):
+            out.append(f"{rel}: differs from grading/source")
+    return out

@@ -1,0 +1,376 @@
+"""A private local Ray cluster that belongs to the process that starts it.
+
+Why not `ray.init()` or `ray start` as they come:
+- `ray.init()` without an address silently joins any other cluster on the
+  machine, and `ray stop` stops every cluster of the user. Here each cluster
+  has its own temp dir and ports, and is stopped by its own pids.
+- Ray 2.60 rewrites `--node-ip-address=127.0.0.1` to the machine's address.
+  Turning off Ray's multi-node IP detection keeps every listener that Ray lets
+  us choose on 127.0.0.1 (Serve replicas' internal gRPC servers are the one
+  exception: Ray 2.60 binds them to [::] unconditionally).
+- Ray 2.59+ enables token auth for new local clusters and keeps one shared
+  token in ~/.ray/auth_token. We keep auth on (the dashboard port can run
+  arbitrary code) but give every cluster its own token file, so clusters of
+  different users or graders never share a credential.
+
+The head runs as `ray start --head --block` in its own session. On SIGTERM it
+drains briefly and stops its children; Ray fate-shares every child with its
+parent, and (by default) the head dies with the process that started it, so a
+crashed notebook kernel does not leave a cluster behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import requests
+
+from . import processes
+from .ports import LOOPBACK, Ports, choose_ports
+from .serve_api import ServeAPI
+from .waiting import Stuck, wait_for
+
+STATE_FILE = "cluster.json"
+DEFAULT_OBJECT_STORE_BYTES = 256 * 1024**2
+
+
+def default_root() -> Path:
+    """Where clusters keep their temp dirs (short: Ray's socket paths are limited)."""
+    return Path(os.environ.get("SERVELAB_TMPDIR") or f"/tmp/servelab-{os.getuid()}")
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+class LocalRay:
+    """One Ray head node on 127.0.0.1 with Serve's HTTP proxy, owned by its starter.
+
+    >>> with LocalRay() as cluster:          # doctest: +SKIP
+    ...     cluster.connect()                # ray.init(address=<this cluster>)
+    ...     serve.run(app)
+    """
+
+    def __init__(
+        self,
+        name: str = "servelab",
+        *,
+        num_cpus: int | None = None,
+        num_gpus: int = 0,
+        root: str | os.PathLike | None = None,
+        die_with_owner: bool = True,
+        drain_s: float = 3.0,
+    ):
+        self.name = name
+        self.num_cpus = num_cpus if num_cpus is not None else max(4, os.cpu_count() or 1)
+        self.num_gpus = num_gpus
+        self.root = Path(root) if root else default_root()
+        self.die_with_owner = die_with_owner
+        self.drain_s = drain_s
+        self.dir: Path | None = None
+        self.ports: Ports | None = None
+        self.owner_pid: int | None = None
+        self._owner_started: float | None = None
+
+    # -- addresses -------------------------------------------------------
+    @property
+    def gcs_address(self) -> str:
+        return f"{LOOPBACK}:{self._ports.gcs}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{LOOPBACK}:{self._ports.dashboard}"
+
+    @property
+    def serve_url(self) -> str:
+        return f"http://{LOOPBACK}:{self._ports.serve}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{LOOPBACK}:{self._ports.metrics}/metrics"
+
+    @property
+    def token_file(self) -> Path:
+        return self._dir / "auth_token"
+
+    @property
+    def token(self) -> str:
+        return self.token_file.read_text().strip()
+
+    @property
+    def serve_api(self) -> ServeAPI:
+        return ServeAPI(self.dashboard_url, token=self.token)
+
+    @property
+    def _ports(self) -> Ports:
+        if self.ports is None:
+            raise RuntimeError("this LocalRay has not been started")
+        return self.ports
+
+    @property
+    def _dir(self) -> Path:
+        if self.dir is None:
+            raise RuntimeError("this LocalRay has not been started")
+        return self.dir
+
+    def ray_env(self) -> dict[str, str]:
+        """Environment for every process that runs or talks to this cluster."""
+        return {
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": str(self.token_file),
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # node IP stays 127.0.0.1
+            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": str(self.drain_s),
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self, timeout: float = 180, show: bool = True) -> "LocalRay":
+        if self.running:
+            return self
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.dir = Path(
+            tempfile.mkdtemp(prefix=f"{self.name[:12]}-", dir=self.root)
+        )
+        self.token_file.write_text(secrets.token_hex(32))
+        self.token_file.chmod(0o600)
+        self.ports = choose_ports()
+        if show:
+            print(f"Starting a private Ray cluster '{self.name}' on {LOOPBACK} "
+                  f"(Serve :{self.ports.serve}, dashboard :{self.ports.dashboard})")
+        try:
+            self._launch_head()
+            self._write_state()
+            self._wait_head(timeout, show)
+            self._start_serve_proxy(timeout, show)
+        except BaseException:
+            self.stop(show=False, keep_logs=True)  # the error message points at them
+            raise
+        return self
+
+    def _ray_start_cmd(self) -> list[str]:
+        p = self._ports
+        ray_cli = str(Path(sys.executable).with_name("ray"))
+        return [
+            ray_cli, "start", "--head", "--block", "--disable-usage-stats",
+            f"--temp-dir={self._dir / 'r'}",
+            f"--port={p.gcs}",
+            f"--node-manager-port={p.node_manager}",
+            f"--object-manager-port={p.object_manager}",
+            f"--ray-client-server-port={p.client_server}",
+            f"--min-worker-port={p.min_worker}",
+            f"--max-worker-port={p.max_worker}",
+            f"--dashboard-host={LOOPBACK}",
+            f"--dashboard-port={p.dashboard}",
+            f"--dashboard-agent-listen-port={p.dashboard_agent_http}",
+            f"--dashboard-agent-grpc-port={p.dashboard_agent_grpc}",
+            f"--runtime-env-agent-port={p.runtime_env_agent}",
+            f"--metrics-export-port={p.metrics}",
+            f"--num-cpus={self.num_cpus}",
+            f"--num-gpus={self.num_gpus}",
+            f"--object-store-memory={DEFAULT_OBJECT_STORE_BYTES}",
+        ]
+
+    def _launch_head(self) -> None:
+        env = {**os.environ, **self.ray_env(), processes.MARKER: str(self._dir)}
+        log = open(self._dir / "ray-start.log", "wb")
+        proc = subprocess.Popen(
+            self._ray_start_cmd(),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # our own session: signals to the owner's group miss it
+            preexec_fn=_die_with_parent if self.die_with_owner else None,
+        )
+        log.close()
+        self.owner_pid = proc.pid
+        self._owner_started = psutil.Process(proc.pid).create_time()
+        self._popen = proc  # keeps the child reapable by us
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            text = (self._dir / "ray-start.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _wait_head(self, timeout: float, show: bool) -> None:
+        def head_up():
+            if not self._owner_alive():
+                raise Stuck("Ray runtime", "`ray start` exited while starting:\n" + self._log_tail())
+            r = requests.get(f"{self.dashboard_url}/api/version", timeout=2,
+                             headers={"Authorization": f"Bearer {self.token}"})
+            return r.status_code == 200
+
+        wait_for(head_up, what="Ray head node and dashboard", layer="Ray runtime",
+                 timeout=timeout, show=show,
+                 hint=f"Logs: {self._dir / 'ray-start.log'} and {self._dir / 'r'}/session_latest/logs/")
+
+    def _start_serve_proxy(self, timeout: float, show: bool) -> None:
+        # The same REST call KubeRay makes: an empty application list starts
+        # the Serve controller and its HTTP proxy with our host and port.
+        self.serve_api.deploy({
+            "http_options": {"host": LOOPBACK, "port": self._ports.serve},
+            "applications": [],
+        })
+
+        def proxy_answers():
+            # With no application yet, a healthy proxy says 503 "Route table is
+            # not populated yet"; /-/healthz turns 200 once an app is deployed.
+            r = requests.get(f"{self.serve_url}/-/healthz", timeout=2)
+            return r.status_code == 200 or "route table" in r.text.lower()
+
+        wait_for(proxy_answers, what="Serve HTTP proxy", layer="Serve", timeout=timeout,
+                 show=show, hint=f"Serve logs: {self._dir / 'r'}/session_latest/logs/serve/")
+
+    def _owner_alive(self) -> bool:
+        if self.owner_pid is None:
+            return False
+        try:
+            proc = psutil.Process(self.owner_pid)
+            return (abs(proc.create_time() - (self._owner_started or 0)) < 1e-3
+                    and proc.status() != psutil.STATUS_ZOMBIE)
+        except psutil.NoSuchProcess:
+            return False
+
+    @property
+    def running(self) -> bool:
+        return self.dir is not None and self._owner_alive()
+
+    def processes(self) -> list[psutil.Process]:
+        """Every live process of this cluster (none of any other cluster)."""
+        return processes.processes_under(str(self._dir)) if self.dir else []
+
+    def stop(self, timeout: float = 30, show: bool = True, keep_logs: bool = False) -> None:
+        """Stop this cluster by its own pids; idempotent."""
+        if self.dir is None:
+            return
+        self._disconnect_driver()
+        if self._owner_alive():
+            os.kill(self.owner_pid, signal.SIGTERM)  # drains, then stops its children
+        left = processes.wait_gone(str(self._dir), timeout)
+        if left:  # did not go quietly: the pids are ours, so no mercy
+            processes.kill_all(left)
+            left = processes.wait_gone(str(self._dir), 10)
+        if getattr(self, "_popen", None) is not None:
+            try:
+                self._popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        if left:
+            raise RuntimeError("processes of this cluster survived SIGKILL:\n" + processes.describe(left))
+        (self._dir / STATE_FILE).unlink(missing_ok=True)
+        if not (keep_logs or os.environ.get("SERVELAB_KEEP_LOGS")):
+            shutil.rmtree(self._dir, ignore_errors=True)
+        if show:
+            print(f"Stopped Ray cluster '{self.name}'.")
+
+    # -- driver ------------------------------------------------------------
+    def connect(self, namespace: str = "servelab", log_to_driver: bool = False):
+        """Connect this Python process to the cluster (an explicit-address ray.init).
+
+        Replica logs are not streamed here by default: Ray writes them to the
+        driver's stderr at arbitrary moments, where they would land in whatever
+        notebook cell is running (and nbgrader fails a test cell that wrote to
+        stderr). They stay in the session's logs/serve/ and in the dashboard.
+        """
+        import ray
+
+        os.environ.update(self.ray_env())
+        if ray.is_initialized():
+            if ray.get_runtime_context().gcs_address == self.gcs_address:
+                return ray.get_runtime_context()
+            raise RuntimeError(
+                "This process is already connected to another Ray cluster "
+                f"({ray.get_runtime_context().gcs_address}); call ray.shutdown() first."
+            )
+        _refresh_ray_settings()
+        return ray.init(address=self.gcs_address, namespace=namespace,
+                        logging_level="WARNING", log_to_driver=log_to_driver)
+
+    def _disconnect_driver(self) -> None:
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():
+            try:
+                if ray.get_runtime_context().gcs_address == self.gcs_address:
+                    ray.shutdown()
+            except Exception:
+                pass
+
+    # -- state for other processes (CLI) -----------------------------------
+    def _write_state(self) -> None:
+        state = {
+            "name": self.name,
+            "dir": str(self._dir),
+            "owner_pid": self.owner_pid,
+            "owner_started": self._owner_started,
+            "ports": self._ports.as_dict(),
+            "num_cpus": self.num_cpus,
+            "num_gpus": self.num_gpus,
+        }
+        (self._dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def from_state(cls, path: str | os.PathLike) -> "LocalRay":
+        state = json.loads(Path(path).read_text())
+        cluster = cls(state["name"], num_cpus=state["num_cpus"], num_gpus=state["num_gpus"],
+                      root=Path(state["dir"]).parent)
+        cluster.dir = Path(state["dir"])
+        cluster.ports = Ports(**state["ports"])
+        cluster.owner_pid = state["owner_pid"]
+        cluster._owner_started = state["owner_started"]
+        return cluster
+
+    @classmethod
+    def find(cls, root: str | os.PathLike | None = None) -> list["LocalRay"]:
+        """Clusters started under root (by any process of this user) that still run."""
+        root = Path(root) if root else default_root()
+        found = []
+        for state in sorted(root.glob(f"*/{STATE_FILE}")):
+            try:
+                cluster = cls.from_state(state)
+            except (OSError, ValueError, KeyError):
+                continue
+            if cluster.running:
+                found.append(cluster)
+        return found
+
+    def __enter__(self) -> "LocalRay":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = f"serve={self.serve_url}, dashboard={self.dashboard_url}" if self.ports else "not started"
+        return f"<LocalRay {self.name!r} {where} running={self.running}>"
+
+
+def _refresh_ray_settings() -> None:
+    """Make an already-imported Ray see ray_env(): node IP, auth mode and token.
+
+    Ray reads these once, at import. A notebook usually imports ray before it
+    starts a cluster, so the values are refreshed here.
+    """
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False  # what RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 sets
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    except Exception:  # older or newer Ray without these hooks: env vars suffice
+        pass

@@ -1,0 +1,117 @@
+"""Choosing the ports of a local cluster.
+
+Every port a local cluster uses is chosen here, on 127.0.0.1. The three ports a
+learner types or clicks (Serve HTTP, dashboard, metrics) honour environment
+variables and otherwise prefer the well-known defaults when they are free, so
+lesson text like "open http://127.0.0.1:8265" stays true on a laptop. Set
+SERVELAB_PORTS=free to skip the defaults (tests and parallel graders do).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+from dataclasses import asdict, dataclass
+
+LOOPBACK = "127.0.0.1"
+
+# (environment variable, well-known default) for the ports people see.
+VISIBLE_PORTS = {
+    "serve": ("SERVELAB_SERVE_PORT", 8000),
+    "dashboard": ("SERVELAB_DASHBOARD_PORT", 8265),
+    "metrics": ("SERVELAB_METRICS_PORT", 8080),
+}
+WORKER_PORT_RANGE = 200  # ports reserved for Ray worker processes per node
+
+
+class PortError(RuntimeError):
+    """A requested port is not usable."""
+
+
+def is_free(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # Servers set SO_REUSEADDR, so a port held only by TIME_WAIT is usable.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(exclude: set[int] | None = None) -> int:
+    """A port the kernel just handed out on 127.0.0.1 (and is free again now)."""
+    exclude = exclude or set()
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((LOOPBACK, 0))
+            port = s.getsockname()[1]
+        if port not in exclude:
+            return port
+    raise PortError("could not find a free port on 127.0.0.1")
+
+
+def free_range(size: int, exclude: set[int]) -> int:
+    """First port of `size` consecutive free ports in 20000-39999."""
+    for _ in range(200):
+        start = random.randrange(20000, 40000 - size)
+        span = range(start, start + size)
+        if not exclude.intersection(span) and all(is_free(p) for p in span[::20]):
+            return start
+    raise PortError(f"no range of {size} free ports found in 20000-39999")
+
+
+@dataclass(frozen=True)
+class Ports:
+    gcs: int
+    node_manager: int
+    object_manager: int
+    client_server: int
+    dashboard: int
+    dashboard_agent_http: int
+    dashboard_agent_grpc: int
+    runtime_env_agent: int
+    metrics: int
+    serve: int
+    min_worker: int
+    max_worker: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _visible_port(kind: str, taken: set[int], env: dict) -> int:
+    var, default = VISIBLE_PORTS[kind]
+    if env.get(var):
+        try:
+            port = int(env[var])
+        except ValueError:
+            raise PortError(f"{var}={env[var]!r} is not a port number") from None
+        if port in taken or not is_free(port):
+            raise PortError(
+                f"{var}={port} is already in use on {LOOPBACK}; "
+                f"pick another port or unset {var}"
+            )
+        return port
+    if env.get("SERVELAB_PORTS", "").lower() != "free" and default not in taken and is_free(default):
+        return default
+    return free_port(taken)
+
+
+def choose_ports(env: dict | None = None) -> Ports:
+    """Pick a full, non-overlapping set of ports for one Ray head node."""
+    env = dict(os.environ if env is None else env)
+    taken: set[int] = set()
+    chosen: dict[str, int] = {}
+    for kind in VISIBLE_PORTS:
+        chosen[kind] = _visible_port(kind, taken, env)
+        taken.add(chosen[kind])
+    for kind in (
+        "gcs", "node_manager", "object_manager", "client_server",
+        "dashboard_agent_http", "dashboard_agent_grpc", "runtime_env_agent",
+    ):
+        chosen[kind] = free_port(taken)
+        taken.add(chosen[kind])
+    first = free_range(WORKER_PORT_RANGE, taken)
+    return Ports(min_worker=first, max_worker=first + WORKER_PORT_RANGE - 1, **chosen)

@@ -1,0 +1,126 @@
+"""Finding the processes that belong to a local cluster.
+
+A cluster's processes are found three ways, because each alone misses some:
+- the SERVELAB_CLUSTER_DIR variable servelab puts in the environment of the
+  `ray start` it launches (Ray's process-title rewriting blanks
+  /proc/PID/environ of some children, so not every process shows it);
+- the session id: `ray start` runs in a session of its own, whose id is the
+  owner's pid recorded in <cluster dir>/cluster.json, and Ray's children stay in it;
+- descendants of anything found.
+This is how clusters are stopped by their own pids and how tests detect leaks,
+without ever touching another Ray on the machine.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import time
+
+import psutil
+
+MARKER = "SERVELAB_CLUSTER_DIR"
+
+
+def _marker_of(proc: psutil.Process) -> str | None:
+    try:
+        return proc.environ().get(MARKER)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+        return None
+
+
+def _is_under(path: str, root: str) -> bool:
+    root = os.path.join(os.path.realpath(root), "")
+    return os.path.join(os.path.realpath(path), "").startswith(root)
+
+
+def _owner_pids(root: str) -> set[int]:
+    pids = set()
+    for state in glob.glob(os.path.join(root, "**", "cluster.json"), recursive=True):
+        try:
+            pids.add(int(json.load(open(state))["owner_pid"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return pids
+
+
+def processes_under(root: str) -> list[psutil.Process]:
+    """Live processes of every servelab cluster whose directory is inside root."""
+    me = os.getpid()
+    everyone = [p for p in psutil.process_iter() if p.pid != me]
+    found: dict[int, psutil.Process] = {}
+    sessions = _owner_pids(root)
+    for proc in everyone:
+        marker = _marker_of(proc)
+        if marker and _is_under(marker, root):
+            found[proc.pid] = proc
+            try:
+                sessions.add(os.getsid(proc.pid))
+            except OSError:
+                pass
+    for proc in everyone:
+        try:
+            if os.getsid(proc.pid) in sessions and os.getsid(proc.pid) != os.getsid(me):
+                found[proc.pid] = proc
+        except OSError:
+            pass
+    for proc in list(found.values()):
+        try:
+            for child in proc.children(recursive=True):
+                if child.pid != me:
+                    found[child.pid] = child
+        except psutil.Error:
+            pass
+    alive = []
+    for proc in found.values():
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def describe(procs: list[psutil.Process]) -> str:
+    lines = []
+    for p in procs:
+        try:
+            lines.append(f"  pid {p.pid}: {' '.join(p.cmdline())[:120] or p.name()}")
+        except psutil.Error:
+            lines.append(f"  pid {p.pid}: (gone)")
+    return "\n".join(lines)
+
+
+def kill_all(procs: list[psutil.Process], sig: int = signal.SIGKILL) -> None:
+    for p in procs:
+        try:
+            p.send_signal(sig)
+        except psutil.Error:
+            pass
+
+
+def wait_gone(root: str, timeout: float) -> list[psutil.Process]:
+    """Wait until no process is left under root; return the survivors."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = processes_under(root)
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.2)
+
+
+def listeners(procs: list[psutil.Process]) -> list[tuple[str, int, str]]:
+    """(address, port, process name) for every TCP socket these processes listen on."""
+    out = []
+    for p in procs:
+        try:
+            conns = p.net_connections(kind="tcp")
+            name = p.name()
+        except psutil.Error:
+            continue
+        for c in conns:
+            if c.status == psutil.CONN_LISTEN:
+                out.append((c.laddr.ip, c.laddr.port, name))
+    return out
