@@ -26,20 +26,21 @@ def post(url: str, payload=None, *, data: bytes | None = None, timeout: float = 
         raise AssertionError(f"[application code] {url} did not answer within {timeout}s") from None
 
 
-def running_replicas(cluster, app: str, deployment: str, expect: int | None = None,
-                     timeout: float = 60) -> list[Replica]:
+def running_replicas(cluster, app: str, deployment: str, timeout: float = 60) -> list[Replica]:
     """RUNNING replicas of a deployment, read from Serve's REST API.
 
-    With `expect`, waits (up to `timeout`) until exactly that many run, since
-    replicas start and stop asynchronously after serve.run() returns.
+    Replicas start and stop asynchronously, so this waits (up to `timeout`)
+    until the number RUNNING equals Serve's own target for the deployment,
+    then returns them; the caller compares that with what the lab asked for.
     """
     api = cluster.serve_api
     deadline = time.monotonic() + timeout
     while True:
         try:
+            target = api.deployment(app, deployment).get("target_num_replicas")
             replicas = api.replicas(app, deployment)
         except ServeAPIError as exc:
             raise AssertionError(str(exc)) from None
-        if expect is None or len(replicas) == expect or time.monotonic() > deadline:
+        if len(replicas) == target or time.monotonic() > deadline:
             return replicas
         time.sleep(0.5)

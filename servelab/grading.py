@@ -27,6 +27,10 @@ class Result:
     total: float
     max_total: float
     cells: dict[str, float] = field(default_factory=dict)  # grade_id -> points earned
+    errors: dict[str, str] = field(default_factory=dict)  # grade_id -> first error line
+
+    def __repr__(self) -> str:
+        return f"<Result {self.student}: {self.total}/{self.max_total} {self.cells} errors={self.errors}>"
 
 
 def solution_answers(lab: str, grading: Path = GRADING) -> dict[str, str]:
@@ -99,7 +103,25 @@ class Course:
                 for nb in sub.notebooks:
                     for grade in nb.grades:
                         result.cells[grade.name] = grade.score
+                result.errors = self._errors(student)
         return results
+
+    def _errors(self, student: str) -> dict[str, str]:
+        path = self.root / "autograded" / student / self.lab / f"{self.lab}.ipynb"
+        if not path.exists():
+            return {}
+        errors = {}
+        for cell in nbformat.read(path, as_version=4).cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if not meta.get("grade"):
+                continue  # only test cells are scored
+            grade_id = meta["grade_id"]
+            for out in cell.get("outputs", []):
+                if out.output_type == "error":
+                    errors[grade_id] = f"{out.ename}: {out.evalue}"[:300]
+                elif out.output_type == "stream" and out.name == "stderr":
+                    errors.setdefault(grade_id, "wrote to stderr: " + out.text[:200])
+        return errors
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

@@ -42,6 +42,9 @@ from .serve_api import ServeAPI
 from .waiting import Stuck, wait_for
 
 STATE_FILE = "cluster.json"
+# Ray puts AF_UNIX sockets (at most 107 bytes) at
+# <temp dir>/session_<date>_<time>_<micros>_<pid>/sockets/plasma_store.
+_SOCKET_SUFFIX_LEN = len("/session_2026-11-22_16-09-16_055240_4194304/sockets/plasma_store")
 DEFAULT_OBJECT_STORE_BYTES = 256 * 1024**2
 
 
@@ -140,9 +143,13 @@ class LocalRay:
         if self.running:
             return self
         self.root.mkdir(parents=True, exist_ok=True)
-        self.dir = Path(
-            tempfile.mkdtemp(prefix=f"{self.name[:12]}-", dir=self.root)
-        )
+        # Short on purpose (the name lives in cluster.json): see _SOCKET_SUFFIX_LEN.
+        self.dir = Path(tempfile.mkdtemp(prefix="c", dir=self.root))
+        if len(str(self.dir / "r")) + _SOCKET_SUFFIX_LEN > 107:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise ValueError(
+                f"cluster directory {self.dir} is too long for Ray's socket paths "
+                "(107 bytes); set SERVELAB_TMPDIR to a shorter directory, e.g. /tmp/sl")
         self.token_file.write_text(secrets.token_hex(32))
         self.token_file.chmod(0o600)
         self.ports = choose_ports()

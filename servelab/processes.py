@@ -124,3 +124,9 @@ def listeners(procs: list[psutil.Process]) -> list[tuple[str, int, str]]:
             if c.status == psutil.CONN_LISTEN:
                 out.append((c.laddr.ip, c.laddr.port, name))
     return out
+
+
+def wait_gone_pids(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until these processes exit; return the ones still alive."""
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    return alive

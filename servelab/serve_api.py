@@ -41,10 +41,11 @@ class ServeAPI:
             raise ServeAPIError(
                 f"[Ray runtime] nothing answers at {self.base} — is the cluster running? ({exc})"
             ) from None
-        if r.status_code == 401:
+        if r.status_code in (401, 403):
+            problem = "wants a token" if r.status_code == 401 else "refused this token"
             raise ServeAPIError(
-                f"[Ray runtime] {self.base} wants a token (Ray token auth): "
-                "pass the cluster's token, e.g. ServeAPI(url, token=cluster.token)"
+                f"[Ray runtime] {self.base} {problem} (Ray token auth): "
+                "pass this cluster's token, e.g. ServeAPI(url, token=cluster.token)"
             )
         if r.status_code >= 400:
             raise ServeAPIError(f"[Serve] {method} {self.base} -> HTTP {r.status_code}: {r.text[:2000]}")

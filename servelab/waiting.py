@@ -43,6 +43,7 @@ def wait_for(
     """Call check() until it returns something truthy, showing elapsed time.
 
     check may raise; the last exception is quoted if the deadline passes.
+    A Stuck raised by check is final and ends the wait at once.
     """
     start = time.monotonic()
     last_error: Exception | None = None
@@ -55,6 +56,10 @@ def wait_for(
                 if show:
                     print(f"\r  {what}: ok ({time.monotonic() - start:.1f}s)   ", flush=True)
                 return result
+        except Stuck:
+            if show:
+                print(flush=True)
+            raise
         except Exception as exc:  # the thing we wait for is not there yet
             last_error = exc
         elapsed = time.monotonic() - start

@@ -1,0 +1,1 @@
+"""Reference Serve applications that configs and manifests point `import_path` at."""

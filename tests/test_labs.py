@@ -1,0 +1,47 @@
+"""labs/ is generated from grading/source, and the sources are well-formed nbgrader labs."""
+
+import shutil
+
+import nbformat
+import pytest
+
+from servelab import labs
+
+
+def test_committed_student_labs_match_their_sources():
+    assert labs.stale() == [], "run `make labs` and commit labs/"
+
+
+def test_an_edited_source_makes_labs_stale(tmp_path):
+    grading = tmp_path / "grading"
+    shutil.copytree(labs.GRADING, grading, ignore=shutil.ignore_patterns("release", "gradebook.db"))
+    source = grading / "source" / "lab1-serve-basics" / "lab1-serve-basics.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    nb.cells[0].source += "\n\nOne more sentence."
+    nbformat.write(nb, source)
+    assert labs.stale(grading=grading) == ["lab1-serve-basics/lab1-serve-basics.ipynb: differs from grading/source"]
+
+
+@pytest.mark.parametrize("lab", labs.lab_names())
+def test_source_is_a_complete_graded_lab(lab):
+    nb = nbformat.read(labs.GRADING / "source" / lab / f"{lab}.ipynb", as_version=4)
+    meta = [c.metadata.get("nbgrader", {}) for c in nb.cells]
+    tests = [m for m in meta if m.get("grade")]
+    assert tests and all(m.get("points", 0) > 0 and m.get("locked") for m in tests)
+    assert any(m.get("solution") for m in meta)
+    ids = [m["grade_id"] for m in meta if m]
+    assert len(ids) == len(set(ids)), "grade_ids must be unique"
+    for cell, m in zip(nb.cells, meta):
+        if "### BEGIN HIDDEN TESTS" in cell.source:
+            assert m.get("grade"), "hidden tests belong in graded test cells"
+        if cell.cell_type == "code":
+            assert not cell.get("outputs"), "commit sources with outputs cleared"
+    assert "cluster.stop()" in nb.cells[-1].source, "the last cell stops the learner's cluster"
+
+
+@pytest.mark.parametrize("lab", labs.lab_names())
+def test_student_version_hides_solutions_and_hidden_tests(lab):
+    text = (labs.LABS / lab / f"{lab}.ipynb").read_text()
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in text
+    assert "raise NotImplementedError()" in text
