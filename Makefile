@@ -26,7 +26,8 @@ lab: labs
 	SERVELAB_TARGET=local $(BIN)/jupyter lab \
 	  --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) \
 	  --LabApp.default_url=/lab/tree/notebooks/00-start-here.ipynb \
-	  $(if $(NO_BROWSER),--no-browser,)
+	  $(if $(NO_BROWSER),--no-browser,) \
+	  $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 # The whole suite: unit tests, live Ray, nbval on the lessons, nbgrader round trips.
 test: $(STAMP)

@@ -1,3 +1,5 @@
+"""Loaded for every pytest run in this repository (tests/ and the nbval notebooks)."""
+
 import pytest
 
 pytest_plugins = ["servelab.testing", "pytester"]
