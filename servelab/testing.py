@@ -15,6 +15,7 @@ Load it with `pytest_plugins = ["servelab.testing"]` (tests/conftest.py does).
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -86,3 +87,5 @@ def pytest_sessionfinish(session, exitstatus):
             f"servelab: {len(left)} Ray processes started by this run were still alive "
             f"at the end (now killed):\n{listing}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if not os.environ.get("SERVELAB_KEEP_LOGS"):
+        shutil.rmtree(root, ignore_errors=True)
