@@ -62,6 +62,20 @@ def cmd_down(args) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    from . import manifests
+
+    errors = 0
+    for path in args.files:
+        findings = manifests.validate_file(path)
+        errors += sum(f.severity == "error" for f in findings)
+        for f in findings:
+            print(f)
+        if not findings:
+            print(f"{path}: ok")
+    return 1 if errors else 0
+
+
 def cmd_labs(args) -> int:
     if args.action == "generate":
         for path in labs.generate():
@@ -97,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
 
     env = sub.add_parser("env", help="versions, machine size and active target")
     env.set_defaults(func=lambda a: (envcheck.print_report(), 0)[1])
+
+    validate = sub.add_parser("validate", help="check KubeRay manifests (exit 1 on errors)")
+    validate.add_argument("files", nargs="+")
+    validate.set_defaults(func=cmd_validate)
 
     lab = sub.add_parser("labs", help="student labs generated from grading/source")
     lab.add_argument("action", choices=["generate", "check"])
