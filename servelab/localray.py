@@ -86,6 +86,8 @@ class LocalRay:
         self.ports: Ports | None = None
         self.owner_pid: int | None = None
         self._owner_started: float | None = None
+        self.workers: list[dict] = []  # pid, started, node_id, ports, resources of each worker node
+        self._children: list[subprocess.Popen] = []  # reaped by stop() when this process started them
 
     # -- addresses -------------------------------------------------------
     @property
@@ -204,7 +206,7 @@ class LocalRay:
         log.close()
         self.owner_pid = proc.pid
         self._owner_started = psutil.Process(proc.pid).create_time()
-        self._popen = proc  # keeps the child reapable by us
+        self._children.append(proc)
 
     def _log_tail(self, lines: int = 15) -> str:
         try:
@@ -243,18 +245,63 @@ class LocalRay:
                  show=show, hint=f"Serve logs: {self._dir / 'r'}/session_latest/logs/serve/")
 
     def _owner_alive(self) -> bool:
-        if self.owner_pid is None:
-            return False
-        try:
-            proc = psutil.Process(self.owner_pid)
-            return (abs(proc.create_time() - (self._owner_started or 0)) < 1e-3
-                    and proc.status() != psutil.STATUS_ZOMBIE)
-        except psutil.NoSuchProcess:
-            return False
+        return self.owner_pid is not None and _same_process(self.owner_pid, self._owner_started)
 
     @property
     def running(self) -> bool:
         return self.dir is not None and self._owner_alive()
+
+    def add_worker(self, *, num_cpus: float = 1, num_gpus: float = 0, memory: int | None = None,
+                   labels: dict | None = None, resources: dict | None = None,
+                   timeout: float = 120, show: bool = True) -> str:
+        """Start one more Ray node on 127.0.0.1 and wait until it joins; returns its node id.
+
+        On Kubernetes each worker pod is one Ray node; here each is a process tree
+        of its own with the resources the pod would advertise (GPUs are logical).
+        """
+        if not self.running:
+            raise RuntimeError("start the cluster before adding workers")
+        from .ports import worker_ports
+
+        ports = worker_ports()
+        before = set(self.node_ids())
+        cmd = [sys.executable, "-m", "servelab.worker_node", f"--address={self.gcs_address}",
+               f"--temp-dir={self._dir / 'r'}", f"--ports={json.dumps(ports)}",
+               f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}",
+               f"--labels={json.dumps(labels or {})}", f"--resources={json.dumps(resources or {})}"]
+        if memory:
+            cmd.append(f"--memory={int(memory)}")
+        env = {**os.environ, **self.ray_env(), processes.MARKER: str(self._dir)}
+        with open(self._dir / f"worker-{len(self.workers)}.log", "wb") as log:
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=_die_with_parent if self.die_with_owner else None)
+        record = {"pid": proc.pid, "started": psutil.Process(proc.pid).create_time(),
+                  "ports": ports, "num_cpus": num_cpus, "num_gpus": num_gpus, "labels": labels or {}}
+        self.workers.append(record)
+        self._children.append(proc)
+        self._write_state()
+
+        def joined():
+            if proc.poll() is not None:
+                raise Stuck("Ray runtime", f"worker node exited with {proc.returncode}; "
+                                           f"see {self._dir}/worker-{len(self.workers) - 1}.log")
+            new = set(self.node_ids()) - before
+            return new.pop() if new else None
+
+        node_id = wait_for(joined, what=f"worker node ({num_cpus:g} CPU, {num_gpus:g} GPU)",
+                           layer="Ray runtime", timeout=timeout, show=show)
+        record["node_id"] = node_id
+        self._write_state()
+        return node_id
+
+    def node_ids(self) -> list[str]:
+        """Ids of the ALIVE Ray nodes, read from the dashboard."""
+        r = requests.get(f"{self.dashboard_url}/nodes?view=summary", timeout=10,
+                         headers={"Authorization": f"Bearer {self.token}"})
+        r.raise_for_status()
+        return [n["raylet"]["nodeId"] for n in r.json()["data"]["summary"]
+                if n["raylet"].get("state") == "ALIVE"]
 
     def processes(self) -> list[psutil.Process]:
         """Every live process of this cluster (none of any other cluster)."""
@@ -265,15 +312,18 @@ class LocalRay:
         if self.dir is None:
             return
         self._disconnect_driver()
+        for worker in self.workers:  # workers first, so the head does not see them die
+            if _same_process(worker["pid"], worker["started"]):
+                os.kill(worker["pid"], signal.SIGTERM)
         if self._owner_alive():
             os.kill(self.owner_pid, signal.SIGTERM)  # drains, then stops its children
         left = processes.wait_gone(str(self._dir), timeout)
         if left:  # did not go quietly: the pids are ours, so no mercy
             processes.kill_all(left)
             left = processes.wait_gone(str(self._dir), 10)
-        if getattr(self, "_popen", None) is not None:
+        for child in self._children:  # reap, so no zombie outlives the cluster
             try:
-                self._popen.wait(timeout=5)
+                child.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
         if left:
@@ -326,6 +376,7 @@ class LocalRay:
             "ports": self._ports.as_dict(),
             "num_cpus": self.num_cpus,
             "num_gpus": self.num_gpus,
+            "workers": self.workers,
         }
         (self._dir / STATE_FILE).write_text(json.dumps(state, indent=2))
 
@@ -338,6 +389,7 @@ class LocalRay:
         cluster.ports = Ports(**state["ports"])
         cluster.owner_pid = state["owner_pid"]
         cluster._owner_started = state["owner_started"]
+        cluster.workers = state.get("workers", [])
         return cluster
 
     @classmethod
@@ -363,6 +415,15 @@ class LocalRay:
     def __repr__(self) -> str:
         where = f"serve={self.serve_url}, dashboard={self.dashboard_url}" if self.ports else "not started"
         return f"<LocalRay {self.name!r} {where} running={self.running}>"
+
+
+def _same_process(pid: int, started: float | None) -> bool:
+    """Is pid still the process we started (and not a recycled pid)?"""
+    try:
+        proc = psutil.Process(pid)
+        return abs(proc.create_time() - (started or 0)) < 1e-3 and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _refresh_ray_settings() -> None:

@@ -115,3 +115,15 @@ def choose_ports(env: dict | None = None) -> Ports:
         taken.add(chosen[kind])
     first = free_range(WORKER_PORT_RANGE, taken)
     return Ports(min_worker=first, max_worker=first + WORKER_PORT_RANGE - 1, **chosen)
+
+
+def worker_ports() -> dict:
+    """Free ports for one more Ray node on 127.0.0.1 (every node needs its own)."""
+    taken: set[int] = set()
+    chosen = {}
+    for kind in ("node_manager", "object_manager", "dashboard_agent_http",
+                 "dashboard_agent_grpc", "runtime_env_agent", "metrics"):
+        chosen[kind] = free_port(taken)
+        taken.add(chosen[kind])
+    first = free_range(WORKER_PORT_RANGE, taken)
+    return {**chosen, "min_worker": first, "max_worker": first + WORKER_PORT_RANGE - 1}

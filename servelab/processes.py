@@ -4,8 +4,9 @@ A cluster's processes are found three ways, because each alone misses some:
 - the SERVELAB_CLUSTER_DIR variable servelab puts in the environment of the
   `ray start` it launches (Ray's process-title rewriting blanks
   /proc/PID/environ of some children, so not every process shows it);
-- the session id: `ray start` runs in a session of its own, whose id is the
-  owner's pid recorded in <cluster dir>/cluster.json, and Ray's children stay in it;
+- the session id: `ray start` (and each worker node) runs in a session of its
+  own, whose id is its pid recorded in <cluster dir>/cluster.json, and Ray's
+  children stay in it;
 - descendants of anything found.
 This is how clusters are stopped by their own pids and how tests detect leaks,
 without ever touching another Ray on the machine.
@@ -40,7 +41,9 @@ def _owner_pids(root: str) -> set[int]:
     pids = set()
     for state in glob.glob(os.path.join(root, "**", "cluster.json"), recursive=True):
         try:
-            pids.add(int(json.load(open(state))["owner_pid"]))
+            data = json.load(open(state))
+            pids.add(int(data["owner_pid"]))
+            pids.update(int(w["pid"]) for w in data.get("workers", []))  # each in its own session
         except (OSError, ValueError, KeyError, TypeError):
             pass
     return pids

@@ -1,0 +1,74 @@
+"""Run one Ray worker node in the foreground, on 127.0.0.1.
+
+`ray start --address=... --block` would do, but Ray 2.60 either rewrites
+127.0.0.1 to the machine's address (and then several agents bind all
+interfaces) or, with multi-node IP detection off, refuses to start a worker.
+This is the same thing through Ray's Node API (as ray.cluster_utils does):
+every node of a servelab cluster shares 127.0.0.1 with its own ports.
+
+Usage (servelab starts it; not meant to be typed):
+    python -m servelab.worker_node --address 127.0.0.1:PORT --temp-dir DIR --ports JSON
+        [--num-cpus N] [--num-gpus N] [--memory BYTES] [--labels JSON] [--resources JSON]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="servelab.worker_node")
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--temp-dir", required=True)
+    parser.add_argument("--ports", required=True, help="JSON from servelab.ports.worker_ports()")
+    parser.add_argument("--num-cpus", type=float, default=1)
+    parser.add_argument("--num-gpus", type=float, default=0)
+    parser.add_argument("--memory", type=int, default=None)
+    parser.add_argument("--object-store-memory", type=int, default=128 * 1024**2)
+    parser.add_argument("--labels", default="{}")
+    parser.add_argument("--resources", default="{}")
+    args = parser.parse_args(argv)
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before Ray reads it at import
+    import ray._private.node
+    from ray._private.parameter import RayParams
+
+    ports = json.loads(args.ports)
+    params = RayParams(
+        node_ip_address="127.0.0.1",
+        gcs_address=args.address,
+        temp_dir=args.temp_dir,
+        num_cpus=args.num_cpus,
+        num_gpus=args.num_gpus,
+        memory=args.memory,
+        object_store_memory=args.object_store_memory,
+        resources=json.loads(args.resources),
+        labels=json.loads(args.labels),
+        node_manager_port=ports["node_manager"],
+        object_manager_port=ports["object_manager"],
+        min_worker_port=ports["min_worker"],
+        max_worker_port=ports["max_worker"],
+        dashboard_agent_listen_port=ports["dashboard_agent_http"],
+        metrics_agent_port=ports["dashboard_agent_grpc"],
+        runtime_env_agent_port=ports["runtime_env_agent"],
+        metrics_export_port=ports["metrics"],
+        include_log_monitor=False,  # the head's log monitor covers this machine
+    )
+    # shutdown_at_exit installs Ray's SIGTERM handler: drain, stop children, exit.
+    node = ray._private.node.Node(params, head=False, shutdown_at_exit=True, spawn_reaper=True)
+    print(f"worker node {node.node_id} up on 127.0.0.1", flush=True)
+    while True:  # like `ray start --block`: end when a child dies unexpectedly
+        time.sleep(1)
+        dead = [(kind, p.returncode) for kind, p in node.dead_processes() if p.returncode not in (0, -15, 15, 143)]
+        if dead:
+            print(f"Ray processes died: {dead}; stopping this node", file=sys.stderr, flush=True)
+            node.kill_all_processes(check_alive=False, allow_graceful=False)
+            return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Worker nodes on 127.0.0.1: what each KubeRay worker pod becomes on the local target."""
+
+import time
+
+import psutil
+
+import pytest
+import requests
+
+from servelab import processes
+from servelab.serve_api import ServeAPIError
+
+pytestmark = pytest.mark.live
+GROUP_LABEL = "servelab.io/group"
+
+
+@pytest.fixture(scope="module")
+def gpu_node(local_ray):
+    return local_ray.add_worker(num_cpus=2, num_gpus=1, labels={GROUP_LABEL: "gpu-workers"}, show=False)
+
+
+def nodes(cluster):
+    r = requests.get(f"{cluster.dashboard_url}/nodes?view=summary", timeout=10,
+                     headers={"Authorization": f"Bearer {cluster.token}"})
+    return {n["raylet"]["nodeId"]: n["raylet"] for n in r.json()["data"]["summary"]}
+
+
+def test_worker_joins_with_the_resources_and_labels_of_its_group(local_ray, gpu_node):
+    raylet = nodes(local_ray)[gpu_node]
+    assert raylet["state"] == "ALIVE" and raylet["nodeManagerAddress"] == "127.0.0.1"
+    assert raylet["resourcesTotal"]["GPU"] == 1 and raylet["resourcesTotal"]["CPU"] == 2
+    assert raylet["labels"][GROUP_LABEL] == "gpu-workers"
+
+
+def test_gpu_replicas_land_on_the_gpu_node(local_ray, gpu_node):
+    local_ray.serve_api.deploy({
+        "http_options": {"host": "127.0.0.1", "port": local_ray.ports.serve},
+        "applications": [{"name": "hello", "route_prefix": "/hello", "import_path": "servelab.apps.hello:app",
+                          "deployments": [{"name": "Hello", "num_replicas": 2,
+                                           "ray_actor_options": {"num_cpus": 0.5, "num_gpus": 0.5}}]}],
+    })
+    deadline = time.monotonic() + 120
+    running = []
+    while len(running) < 2:
+        assert time.monotonic() < deadline, "GPU replicas never ran"
+        time.sleep(0.5)
+        try:
+            running = local_ray.serve_api.replicas("hello", "Hello")
+        except ServeAPIError:  # the app is listed before its deployments are
+            pass
+    assert {r.node_id for r in running} == {gpu_node}  # the head has no GPU
+    assert requests.get(f"{local_ray.serve_url}/hello", timeout=10).status_code == 200
+
+
+def test_every_node_stays_on_loopback(local_ray, gpu_node):
+    outside = [(ip, port, name) for ip, port, name in processes.listeners(local_ray.processes())
+               if ip not in ("127.0.0.1", "::ffff:127.0.0.1") and not name.startswith("ray::ServeReplica")]
+    assert outside == []
+
+
+def test_stop_ends_workers_too():
+    from servelab import LocalRay
+
+    cluster = LocalRay("workers").start(show=False)
+    cluster.add_worker(num_cpus=1, show=False)
+    worker_pid = cluster.workers[0]["pid"]
+    cluster_dir = str(cluster.dir)
+    cluster.stop(show=False)
+    assert processes.processes_under(cluster_dir) == []
+    assert not psutil.pid_exists(worker_pid)  # stopped and reaped, not a zombie
