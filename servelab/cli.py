@@ -19,6 +19,13 @@ def _select(name: str | None) -> list[LocalRay]:
 
 
 def cmd_up(args) -> int:
+    if args.manifest:
+        from .targets import local
+
+        cluster = local.up(args.manifest, timeout=args.timeout, die_with_owner=False)
+        print(f"{cluster.name} is up: Serve {cluster.serve_url}, dashboard {cluster.dashboard_url}\n"
+              f"Check it with: servelab status --name {cluster.name}")
+        return 0
     if any(c.name == args.name for c in LocalRay.find()):
         print(f"Cluster '{args.name}' is already running (servelab status).")
         return 0
@@ -37,8 +44,16 @@ def cmd_status(args) -> int:
         print("No servelab cluster is running.")
         return 1 if args.name else 0
     for c in clusters:
-        print(f"{c.name}: owner pid {c.owner_pid}, {len(c.processes())} processes\n"
+        print(f"{c.name}: owner pid {c.owner_pid}, {1 + len(c.workers)} Ray nodes, {len(c.processes())} processes\n"
               f"  serve {c.serve_url}  dashboard {c.dashboard_url}")
+        if (c.dir / "manifest.json").exists():
+            from .targets import local
+
+            report = local.status(c)
+            ready = report["conditions"][0]
+            print(f"  Ready={ready['status']} ({ready['reason']}){': ' + ready['message'] if ready['message'] else ''}")
+            for dep, where in report.get("placement", {}).items():
+                print(f"    {dep} replicas by group: {where or 'none running'}")
         try:
             apps = c.serve_api.applications()
         except ServeAPIError as exc:
@@ -93,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="servelab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("up", help="start a local Ray cluster with Serve (127.0.0.1 only)")
+    up = sub.add_parser("up", help="start a local Ray cluster with Serve (127.0.0.1 only), "
+                                   "shaped by a RayCluster/RayService manifest if given")
+    up.add_argument("manifest", nargs="?", help="a RayCluster or RayService YAML file")
     up.add_argument("--name", default="servelab")
     up.add_argument("--cpus", type=int, default=None, help="logical CPUs (default: max(4, cores))")
     up.add_argument("--gpus", type=int, default=0, help="logical GPUs to advertise")
@@ -123,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (Stuck, ServeAPIError, RuntimeError, ValueError) as exc:
+    except (Stuck, ServeAPIError, RuntimeError, ValueError) as exc:  # ManifestError is a ValueError
         print(f"servelab: {exc}", file=sys.stderr)
         return 1
 

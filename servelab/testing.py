@@ -6,7 +6,8 @@ Load it with `pytest_plugins = ["servelab.testing"]` (tests/conftest.py does).
   they spawn (nbval, nbgrader), lives under one root made for this run, so
   the run can see exactly what it started and nothing else.
 - `local_ray` is a module-scoped cluster, stopped by a finalizer even when
-  a test or the start itself fails.
+  a test or the start itself fails. Other fixtures that keep a cluster across
+  tests declare it with `owned_by_fixture(cluster)`.
 - After each Python test, any cluster process under the root that no live
   fixture owns is a leak: it is killed and the test fails. At the end of the
   session the root must be empty (this also covers notebook kernels).
@@ -46,6 +47,11 @@ def local_ray(request):
     cluster = LocalRay(request.module.__name__.rsplit(".", 1)[-1])
     request.addfinalizer(lambda: _stop_fixture_cluster(cluster))
     cluster.start(show=False)
+    return owned_by_fixture(cluster)
+
+
+def owned_by_fixture(cluster: LocalRay) -> LocalRay:
+    """Declare a cluster that a fixture keeps alive across tests (and stops itself)."""
     _fixture_dirs.add(str(cluster.dir))
     return cluster
 

@@ -1,0 +1,1 @@
+"""Where a course manifest runs: `local` (this machine) or, later, `kubernetes`."""

@@ -1,0 +1,206 @@
+"""The local target: a KubeRay manifest brought up as a private Ray cluster on this machine.
+
+One Ray node per head and per worker-group replica, with the resources KubeRay
+would derive from the pod spec (servelab.placement); a RayService's
+serveConfigV2 is deployed through Serve's REST API, as KubeRay deploys it.
+Status is reported in RayService vocabulary, so the same checks read both targets.
+
+Not yet here: Ray's autoscaler over the groups (enableInTreeAutoscaling);
+groups start at `replicas` and stay there, and `up` says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from .. import manifests, placement
+from ..localray import LocalRay
+from ..ports import LOOPBACK
+from ..serve_api import ServeAPIError
+
+GROUP_LABEL = "servelab.io/group"
+MANIFEST_STATE = "manifest.json"
+
+
+class ManifestError(ValueError):
+    """The manifest has errors; nothing was started."""
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _max_nodes() -> int:
+    return int(os.environ.get("SERVELAB_MAX_NODES", "6"))
+
+
+def read_manifest(path: str | Path) -> dict:
+    """The first RayCluster or RayService in the file; errors stop here, not halfway up."""
+    findings = manifests.validate_file(path)
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        raise ManifestError("the manifest has errors; fix them first:\n" + "\n".join(map(str, errors)))
+    docs, _ = manifests.load(Path(path).read_text(), str(path))
+    for doc in docs:
+        if doc.get("kind") in ("RayCluster", "RayService"):
+            return doc
+    raise ManifestError(f"{path} holds no RayCluster or RayService")
+
+
+def _parts(doc: dict) -> tuple[dict, dict | None]:
+    spec = doc["spec"]
+    if doc["kind"] == "RayService":
+        return spec["rayClusterConfig"], yaml.safe_load(spec["serveConfigV2"])
+    return spec, None
+
+
+def find(name: str) -> LocalRay | None:
+    for cluster in LocalRay.find():
+        if cluster.name == name:
+            return cluster
+    return None
+
+
+def up(path: str | Path, *, show: bool = True, timeout: float = 300,
+       die_with_owner: bool = True) -> LocalRay:
+    """Bring a manifest up (idempotent): new cluster, in-place Serve update, or replacement.
+
+    die_with_owner=False lets the cluster outlive the caller (the CLI's case).
+    """
+    doc = read_manifest(path)
+    name = doc["metadata"]["name"]
+    cluster_spec, serve_config = _parts(doc)
+    wanted = {"cluster": _digest(cluster_spec), "serve": _digest(serve_config)}
+    cluster = find(name)
+    if cluster is not None:
+        have = json.loads((cluster.dir / MANIFEST_STATE).read_text()) if (cluster.dir / MANIFEST_STATE).exists() else {}
+        if have.get("cluster") == wanted["cluster"]:
+            if have.get("serve") != wanted["serve"] and serve_config is not None:
+                if show:
+                    print(f"{name}: only serveConfigV2 changed: updating the applications in place")
+                _deploy(cluster, serve_config, show)
+                (cluster.dir / MANIFEST_STATE).write_text(json.dumps(wanted))
+            elif show:
+                print(f"{name}: already up and unchanged")
+            return cluster
+        if show:
+            print(f"{name}: rayClusterConfig changed: replacing the cluster (KubeRay builds a new one)")
+        cluster.stop(show=show)
+    cluster = _start(name, cluster_spec, show, timeout, die_with_owner)
+    try:
+        if serve_config is not None:
+            _deploy(cluster, serve_config, show)
+        (cluster.dir / MANIFEST_STATE).write_text(json.dumps(wanted))
+    except BaseException:
+        cluster.stop(show=False, keep_logs=True)
+        raise
+    return cluster
+
+
+def _start(name: str, cluster_spec: dict, show: bool, timeout: float, die_with_owner: bool) -> LocalRay:
+    shapes = placement.node_shapes(cluster_spec)
+    head, groups = shapes[0], cluster_spec.get("workerGroupSpecs") or []
+    plan = []  # (shape, count) per worker group
+    for shape, group in zip(shapes[1:], groups):
+        count = group.get("replicas", group.get("minReplicas", 0)) or 0
+        count = max(group.get("minReplicas", 0) or 0, min(count, group.get("maxReplicas", count)))
+        plan.append((shape, count))
+    budget = _max_nodes() - 1
+    if sum(n for _, n in plan) > budget:
+        print(f"warning: the manifest asks for {sum(n for _, n in plan)} worker nodes; this machine's cap "
+              f"is {budget} (SERVELAB_MAX_NODES={budget + 1} counts the head). Starting fewer:")
+        trimmed = []
+        for shape, count in plan:
+            keep = min(count, max(budget, 0))
+            budget -= keep
+            if keep < count:
+                print(f"  {shape.group}: {keep} of {count}")
+            trimmed.append((shape, keep))
+        plan = trimmed
+    if cluster_spec.get("enableInTreeAutoscaling") and show:
+        print("note: enableInTreeAutoscaling is not simulated yet on the local target; "
+              "each group starts at `replicas` and stays there.")
+    cluster = LocalRay(name, num_cpus=int(head.cpus), num_gpus=int(head.gpus), die_with_owner=die_with_owner)
+    cluster.start(timeout=timeout, show=show)
+    try:
+        for shape, count in plan:
+            for _ in range(count):
+                cluster.add_worker(num_cpus=shape.cpus, num_gpus=shape.gpus, memory=shape.memory,
+                                   labels={GROUP_LABEL: shape.group}, timeout=timeout, show=show)
+    except BaseException:
+        cluster.stop(show=False, keep_logs=True)
+        raise
+    return cluster
+
+
+def _deploy(cluster: LocalRay, serve_config: dict, show: bool) -> None:
+    config = dict(serve_config)
+    http = dict(config.get("http_options") or {})
+    if http.get("host") not in (None, LOOPBACK) and show:
+        print(f"note: http_options.host {http['host']!r} becomes {LOOPBACK} on the local target")
+    http.update(host=LOOPBACK, port=cluster.ports.serve)
+    config["http_options"] = http
+    cluster.serve_api.deploy(config)
+
+
+def status(cluster: LocalRay) -> dict:
+    """A RayService-shaped status: conditions, application and deployment statuses, placement."""
+    groups = {w.get("node_id"): w.get("labels", {}).get(GROUP_LABEL, "?") for w in cluster.workers}
+    try:
+        apps = cluster.serve_api.applications()
+    except ServeAPIError as exc:
+        return {"name": cluster.name, "conditions": [_condition(False, "ServeUnreachable", str(exc))],
+                "layer": "Ray runtime"}
+    statuses, placement_by_dep = {}, {}
+    for app_name, app in apps.items():
+        deps = {}
+        for dep_name, dep in (app.get("deployments") or {}).items():
+            deps[dep_name] = {"status": dep.get("status"), "message": dep.get("message", "")}
+            where: dict[str, int] = {}
+            for r in dep.get("replicas") or []:
+                if r.get("state") == "RUNNING":
+                    group = groups.get(r.get("node_id"), "head")
+                    where[group] = where.get(group, 0) + 1
+            placement_by_dep[f"{app_name}/{dep_name}"] = where
+        statuses[app_name] = {"status": app.get("status"), "message": app.get("message", ""),
+                              "serveDeploymentStatuses": deps}
+    ready = bool(statuses) and all(a["status"] == "RUNNING" for a in statuses.values())
+    layer, reason = _diagnose(statuses) if not ready else (None, "RunningAndHealthy")
+    return {
+        "name": cluster.name,
+        "conditions": [_condition(ready, reason, "" if ready else f"look at the {layer} layer first")],
+        "activeServiceStatus": {"applicationStatuses": statuses},
+        "placement": placement_by_dep,
+        "layer": layer,
+    }
+
+
+def _condition(ok: bool, reason: str, message: str) -> dict:
+    return {"type": "Ready", "status": "True" if ok else "False", "reason": reason, "message": message}
+
+
+def _diagnose(statuses: dict) -> tuple[str, str]:
+    """Which layer a not-ready service points at, from Serve's own statuses."""
+    if not statuses:
+        return "Serve", "NoApplications"
+    for app in statuses.values():
+        if app["status"] == "DEPLOY_FAILED":
+            return "application code", "DeployFailed"  # import errors, constructor exceptions
+    for app in statuses.values():
+        for dep in app["serveDeploymentStatuses"].values():
+            if "resources" in dep["message"].lower() or "schedul" in dep["message"].lower():
+                return "Ray runtime", "ReplicasPending"
+    return "Serve", "Deploying"
+
+
+def down(name: str) -> bool:
+    cluster = find(name)
+    if cluster is None:
+        return False
+    cluster.stop()
+    return True
