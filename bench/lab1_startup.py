@@ -50,7 +50,7 @@ def run() -> dict:
     runs, baselines = [], []
     for i in range(RUNS):
         t = time.perf_counter()
-        base = subprocess.run([sys.executable, "-c", BASELINE], capture_output=True, text=True, check=True)
+        subprocess.run([sys.executable, "-c", BASELINE], capture_output=True, text=True, check=True)
         baselines.append(time.perf_counter() - t)
         out = subprocess.run([sys.executable, "-c", ONE_RUN], capture_output=True, text=True, timeout=600)
         if out.returncode != 0:

@@ -30,7 +30,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import psutil
@@ -394,7 +393,11 @@ class LocalRay:
 
     @classmethod
     def find(cls, root: str | os.PathLike | None = None) -> list["LocalRay"]:
-        """Clusters started under root (by any process of this user) that still run."""
+        """Clusters started under root (by any process of this user) that still run.
+
+        Directories of clusters whose owner died without stopping them (and
+        that have no process left) are removed on the way.
+        """
         root = Path(root) if root else default_root()
         found = []
         for state in sorted(root.glob(f"*/{STATE_FILE}")):
@@ -404,6 +407,8 @@ class LocalRay:
                 continue
             if cluster.running:
                 found.append(cluster)
+            elif not cluster.processes() and not os.environ.get("SERVELAB_KEEP_LOGS"):
+                shutil.rmtree(cluster.dir, ignore_errors=True)  # its owner died without stop()
         return found
 
     def __enter__(self) -> "LocalRay":

@@ -1,5 +1,6 @@
 """A real private Ray cluster: ownership, loopback, token auth, Serve, clean stop."""
 
+import json
 import os
 import signal
 import subprocess
@@ -82,6 +83,21 @@ def test_driver_connects_by_explicit_address_and_serves(local_ray):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
     assert "deployed" in out.stdout, out.stderr[-3000:]
     assert wait_http(f"{local_ray.serve_url}/double?x=21", 200).text == "42"
+
+
+def test_find_collects_the_directory_of_a_cluster_whose_owner_died(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    state_dir = tmp_path / "cdead"
+    state_dir.mkdir()
+    (state_dir / "cluster.json").write_text(json.dumps({
+        "name": "ghost", "dir": str(state_dir), "owner_pid": int(dead.stdout), "owner_started": 0.0,
+        "ports": {k: 1 for k in ("gcs", "node_manager", "object_manager", "client_server", "dashboard",
+                                 "dashboard_agent_http", "dashboard_agent_grpc", "runtime_env_agent",
+                                 "metrics", "serve", "min_worker", "max_worker")},
+        "num_cpus": 1, "num_gpus": 0}))
+    assert LocalRay.find(tmp_path) == []
+    assert not state_dir.exists()
 
 
 def test_cluster_dies_with_its_owner(tmp_path):
