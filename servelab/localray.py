@@ -143,6 +143,7 @@ class LocalRay:
     def start(self, timeout: float = 180, show: bool = True) -> "LocalRay":
         if self.running:
             return self
+        self.ports = choose_ports()  # before anything is created: a PortError leaves nothing behind
         self.root.mkdir(parents=True, exist_ok=True)
         # Short on purpose (the name lives in cluster.json): see _SOCKET_SUFFIX_LEN.
         self.dir = Path(tempfile.mkdtemp(prefix="c", dir=self.root))
@@ -153,7 +154,6 @@ class LocalRay:
                 "(107 bytes); set SERVELAB_TMPDIR to a shorter directory, e.g. /tmp/sl")
         self.token_file.write_text(secrets.token_hex(32))
         self.token_file.chmod(0o600)
-        self.ports = choose_ports()
         if show:
             print(f"Starting a private Ray cluster '{self.name}' on {LOOPBACK} "
                   f"(Serve :{self.ports.serve}, dashboard :{self.ports.dashboard})")
@@ -327,6 +327,7 @@ class LocalRay:
                 pass
         if left:
             raise RuntimeError("processes of this cluster survived SIGKILL:\n" + processes.describe(left))
+        self.workers, self._children = [], []
         (self._dir / STATE_FILE).unlink(missing_ok=True)
         if not (keep_logs or os.environ.get("SERVELAB_KEEP_LOGS")):
             shutil.rmtree(self._dir, ignore_errors=True)

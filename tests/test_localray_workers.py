@@ -68,3 +68,4 @@ def test_stop_ends_workers_too():
     cluster.stop(show=False)
     assert processes.processes_under(cluster_dir) == []
     assert not psutil.pid_exists(worker_pid)  # stopped and reaped, not a zombie
+    assert cluster.workers == []  # a restarted LocalRay starts without stale workers
