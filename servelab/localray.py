@@ -218,9 +218,7 @@ class LocalRay:
         def head_up():
             if not self._owner_alive():
                 raise Stuck("Ray runtime", "`ray start` exited while starting:\n" + self._log_tail())
-            r = requests.get(f"{self.dashboard_url}/api/version", timeout=2,
-                             headers={"Authorization": f"Bearer {self.token}"})
-            return r.status_code == 200
+            return self._dashboard_get("/api/version", timeout=2).status_code == 200
 
         wait_for(head_up, what="Ray head node and dashboard", layer="Ray runtime",
                  timeout=timeout, show=show,
@@ -294,10 +292,14 @@ class LocalRay:
         self._write_state()
         return node_id
 
+    def _dashboard_get(self, path: str, timeout: float = 10) -> requests.Response:
+        """GET from this cluster's dashboard with its token (Ray token auth is on)."""
+        return requests.get(f"{self.dashboard_url}{path}", timeout=timeout,
+                            headers={"Authorization": f"Bearer {self.token}"})
+
     def node_ids(self) -> list[str]:
         """Ids of the ALIVE Ray nodes, read from the dashboard."""
-        r = requests.get(f"{self.dashboard_url}/nodes?view=summary", timeout=10,
-                         headers={"Authorization": f"Bearer {self.token}"})
+        r = self._dashboard_get("/nodes?view=summary")
         r.raise_for_status()
         return [n["raylet"]["nodeId"] for n in r.json()["data"]["summary"]
                 if n["raylet"].get("state") == "ALIVE"]

@@ -99,31 +99,31 @@ def _visible_port(kind: str, taken: set[int], env: dict) -> int:
     return free_port(taken)
 
 
-def choose_ports(env: dict | None = None) -> Ports:
-    """Pick a full, non-overlapping set of ports for one Ray head node."""
-    env = dict(os.environ if env is None else env)
-    taken: set[int] = set()
+def _node_ports(kinds: tuple[str, ...], taken: set[int]) -> dict[str, int]:
+    """A free port per kind, plus a worker-port range, none of them in `taken`."""
     chosen: dict[str, int] = {}
-    for kind in VISIBLE_PORTS:
-        chosen[kind] = _visible_port(kind, taken, env)
-        taken.add(chosen[kind])
-    for kind in (
-        "gcs", "node_manager", "object_manager", "client_server",
-        "dashboard_agent_http", "dashboard_agent_grpc", "runtime_env_agent",
-    ):
-        chosen[kind] = free_port(taken)
-        taken.add(chosen[kind])
-    first = free_range(WORKER_PORT_RANGE, taken)
-    return Ports(min_worker=first, max_worker=first + WORKER_PORT_RANGE - 1, **chosen)
-
-
-def worker_ports() -> dict:
-    """Free ports for one more Ray node on 127.0.0.1 (every node needs its own)."""
-    taken: set[int] = set()
-    chosen = {}
-    for kind in ("node_manager", "object_manager", "dashboard_agent_http",
-                 "dashboard_agent_grpc", "runtime_env_agent", "metrics"):
+    for kind in kinds:
         chosen[kind] = free_port(taken)
         taken.add(chosen[kind])
     first = free_range(WORKER_PORT_RANGE, taken)
     return {**chosen, "min_worker": first, "max_worker": first + WORKER_PORT_RANGE - 1}
+
+
+NODE_PORT_KINDS = ("node_manager", "object_manager", "dashboard_agent_http",
+                   "dashboard_agent_grpc", "runtime_env_agent")
+
+
+def choose_ports(env: dict | None = None) -> Ports:
+    """Pick a full, non-overlapping set of ports for one Ray head node."""
+    env = dict(os.environ if env is None else env)
+    taken: set[int] = set()
+    visible: dict[str, int] = {}
+    for kind in VISIBLE_PORTS:
+        visible[kind] = _visible_port(kind, taken, env)
+        taken.add(visible[kind])
+    return Ports(**visible, **_node_ports(("gcs", "client_server") + NODE_PORT_KINDS, taken))
+
+
+def worker_ports() -> dict:
+    """Free ports for one more Ray node on 127.0.0.1 (every node needs its own)."""
+    return _node_ports(NODE_PORT_KINDS + ("metrics",), set())
