@@ -41,10 +41,19 @@ from .serve_api import ServeAPI
 from .waiting import Stuck, wait_for
 
 STATE_FILE = "cluster.json"
+AUTOSCALER_CONFIG = "autoscaler.json"
 # Ray puts AF_UNIX sockets (at most 107 bytes) at
 # <temp dir>/session_<date>_<time>_<micros>_<pid>/sockets/plasma_store.
 _SOCKET_SUFFIX_LEN = len("/session_2026-11-22_16-09-16_055240_4194304/sockets/plasma_store")
+# Every node here shares 127.0.0.1, so only one of them can own the Serve port:
+# on Kubernetes each pod has its own IP and a proxy may run on every node.
+PROXY_LOCATION = "HeadOnly"
 DEFAULT_OBJECT_STORE_BYTES = 256 * 1024**2
+
+
+def max_nodes() -> int:
+    """The most Ray nodes (head included) one cluster may run here: SERVELAB_MAX_NODES, default 6."""
+    return int(os.environ.get("SERVELAB_MAX_NODES", "6"))
 
 
 def default_root() -> Path:
@@ -74,6 +83,7 @@ class LocalRay:
         root: str | os.PathLike | None = None,
         die_with_owner: bool = True,
         drain_s: float = 3.0,
+        autoscale: dict | None = None,
     ):
         self.name = name
         self.num_cpus = num_cpus if num_cpus is not None else max(4, os.cpu_count() or 1)
@@ -81,6 +91,8 @@ class LocalRay:
         self.root = Path(root) if root else default_root()
         self.die_with_owner = die_with_owner
         self.drain_s = drain_s
+        self.autoscale = autoscale  # a RayCluster spec: run Ray's autoscaler over its worker groups
+        self.autoscaler_warnings: list[str] = []
         self.dir: Path | None = None
         self.ports: Ports | None = None
         self.owner_pid: int | None = None
@@ -158,6 +170,7 @@ class LocalRay:
             print(f"Starting a private Ray cluster '{self.name}' on {LOOPBACK} "
                   f"(Serve :{self.ports.serve}, dashboard :{self.ports.dashboard})")
         try:
+            self._write_autoscaler_config()
             self._launch_head()
             self._write_state()
             self._wait_head(timeout, show)
@@ -167,11 +180,24 @@ class LocalRay:
             raise
         return self
 
+    def _write_autoscaler_config(self) -> None:
+        if not self.autoscale:
+            return
+        from . import autoscaling
+
+        config, self.autoscaler_warnings = autoscaling.autoscaler_config(
+            self.name, self.autoscale, gcs_address=self.gcs_address, temp_dir=str(self._dir / "r"),
+            max_nodes=max_nodes())
+        (self._dir / AUTOSCALER_CONFIG).write_text(json.dumps(config, indent=2))
+        for warning in self.autoscaler_warnings:
+            print(f"warning: {warning}")
+
     def _ray_start_cmd(self) -> list[str]:
         p = self._ports
         ray_cli = str(Path(sys.executable).with_name("ray"))
+        autoscaler = [f"--autoscaling-config={self._dir / AUTOSCALER_CONFIG}"] if self.autoscale else []
         return [
-            ray_cli, "start", "--head", "--block", "--disable-usage-stats",
+            ray_cli, "start", "--head", "--block", "--disable-usage-stats", *autoscaler,
             f"--temp-dir={self._dir / 'r'}",
             f"--port={p.gcs}",
             f"--node-manager-port={p.node_manager}",
@@ -192,6 +218,10 @@ class LocalRay:
 
     def _launch_head(self) -> None:
         env = {**os.environ, **self.ray_env(), processes.MARKER: str(self._dir)}
+        if self.autoscale:
+            from .autoscaling import monitor_env
+
+            env.update(monitor_env())
         log = open(self._dir / "ray-start.log", "wb")
         proc = subprocess.Popen(
             self._ray_start_cmd(),
@@ -228,6 +258,7 @@ class LocalRay:
         # The same REST call KubeRay makes: an empty application list starts
         # the Serve controller and its HTTP proxy with our host and port.
         self.serve_api.deploy({
+            "proxy_location": PROXY_LOCATION,
             "http_options": {"host": LOOPBACK, "port": self._ports.serve},
             "applications": [],
         })
@@ -297,12 +328,15 @@ class LocalRay:
         return requests.get(f"{self.dashboard_url}{path}", timeout=timeout,
                             headers={"Authorization": f"Bearer {self.token}"})
 
-    def node_ids(self) -> list[str]:
-        """Ids of the ALIVE Ray nodes, read from the dashboard."""
-        r = self._dashboard_get("/nodes?view=summary")
+    def nodes(self) -> list[dict]:
+        """The ALIVE Ray nodes (State API): node_id, labels, resources_total, is_head_node..."""
+        r = self._dashboard_get("/api/v0/nodes?limit=1000&detail=true")
         r.raise_for_status()
-        return [n["raylet"]["nodeId"] for n in r.json()["data"]["summary"]
-                if n["raylet"].get("state") == "ALIVE"]
+        return [n for n in r.json()["data"]["result"]["result"] if n.get("state") == "ALIVE"]
+
+    def node_ids(self) -> list[str]:
+        """Ids of the ALIVE Ray nodes."""
+        return [n["node_id"] for n in self.nodes()]
 
     def processes(self) -> list[psutil.Process]:
         """Every live process of this cluster (none of any other cluster)."""

@@ -5,21 +5,22 @@ would derive from the pod spec (servelab.placement); a RayService's
 serveConfigV2 is deployed through Serve's REST API, as KubeRay deploys it.
 Status is reported in RayService vocabulary, so the same checks read both targets.
 
-Not yet here: Ray's autoscaler over the groups (enableInTreeAutoscaling);
-groups start at `replicas` and stay there, and `up` says so.
+With `enableInTreeAutoscaling: true`, Ray's autoscaler runs over the worker
+groups (servelab.autoscaling); otherwise each group stays at `replicas`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
+import requests
 import yaml
 
 from .. import manifests, placement
-from ..localray import LocalRay
+from ..localray import AUTOSCALER_CONFIG, PROXY_LOCATION, LocalRay, max_nodes
+from ..waiting import wait_for
 from ..ports import LOOPBACK
 from ..serve_api import ServeAPIError
 
@@ -33,10 +34,6 @@ class ManifestError(ValueError):
 
 def _digest(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _max_nodes() -> int:
-    return int(os.environ.get("SERVELAB_MAX_NODES", "6"))
 
 
 def read_manifest(path: str | Path) -> dict:
@@ -104,38 +101,56 @@ def up(path: str | Path, *, show: bool = True, timeout: float = 300,
 
 def _start(name: str, cluster_spec: dict, show: bool, timeout: float, die_with_owner: bool) -> LocalRay:
     shapes = placement.node_shapes(cluster_spec)
-    head, groups = shapes[0], cluster_spec.get("workerGroupSpecs") or []
-    plan = []  # (shape, count) per worker group
-    for shape, group in zip(shapes[1:], groups):
-        count = group.get("replicas", group.get("minReplicas", 0)) or 0
-        count = max(group.get("minReplicas", 0) or 0, min(count, group.get("maxReplicas", count)))
-        plan.append((shape, count))
-    budget = _max_nodes() - 1
-    if sum(n for _, n in plan) > budget:
-        print(f"warning: the manifest asks for {sum(n for _, n in plan)} worker nodes; this machine's cap "
-              f"is {budget} (SERVELAB_MAX_NODES={budget + 1} counts the head). Starting fewer:")
-        trimmed = []
-        for shape, count in plan:
-            keep = min(count, max(budget, 0))
-            budget -= keep
-            if keep < count:
-                print(f"  {shape.group}: {keep} of {count}")
-            trimmed.append((shape, keep))
-        plan = trimmed
-    if cluster_spec.get("enableInTreeAutoscaling") and show:
-        print("note: enableInTreeAutoscaling is not simulated yet on the local target; "
-              "each group starts at `replicas` and stays there.")
-    cluster = LocalRay(name, num_cpus=int(head.cpus), num_gpus=int(head.gpus), die_with_owner=die_with_owner)
+    head = shapes[0]
+    autoscale = bool(cluster_spec.get("enableInTreeAutoscaling"))
+    cluster = LocalRay(name, num_cpus=int(head.cpus), num_gpus=int(head.gpus), die_with_owner=die_with_owner,
+                       autoscale=cluster_spec if autoscale else None)
     cluster.start(timeout=timeout, show=show)
     try:
-        for shape, count in plan:
-            for _ in range(count):
-                cluster.add_worker(num_cpus=shape.cpus, num_gpus=shape.gpus, memory=shape.memory,
-                                   labels={GROUP_LABEL: shape.group}, timeout=timeout, show=show)
+        if autoscale:
+            _wait_initial_nodes(cluster, timeout, show)
+        else:
+            for shape, count in _fixed_plan(shapes, cluster_spec):
+                for _ in range(count):
+                    cluster.add_worker(num_cpus=shape.cpus, num_gpus=shape.gpus, memory=shape.memory,
+                                       labels={GROUP_LABEL: shape.group}, timeout=timeout, show=show)
     except BaseException:
         cluster.stop(show=False, keep_logs=True)
         raise
     return cluster
+
+
+def _fixed_plan(shapes: list, cluster_spec: dict) -> list[tuple]:
+    """(shape, count) per worker group at `replicas`, within this machine's node cap."""
+    plan = []
+    for shape, group in zip(shapes[1:], cluster_spec.get("workerGroupSpecs") or []):
+        count = group.get("replicas", group.get("minReplicas", 0)) or 0
+        count = max(group.get("minReplicas", 0) or 0, min(count, group.get("maxReplicas", count)))
+        plan.append((shape, count))
+    budget = max_nodes() - 1
+    if sum(n for _, n in plan) <= budget:
+        return plan
+    print(f"warning: the manifest asks for {sum(n for _, n in plan)} worker nodes; this machine's cap "
+          f"is {budget} (SERVELAB_MAX_NODES={budget + 1} counts the head). Starting fewer:")
+    trimmed = []
+    for shape, count in plan:
+        keep = min(count, max(budget, 0))
+        budget -= keep
+        if keep < count:
+            print(f"  {shape.group}: {keep} of {count}")
+        trimmed.append((shape, keep))
+    return trimmed
+
+
+def _wait_initial_nodes(cluster: LocalRay, timeout: float, show: bool) -> None:
+    """With the autoscaler, the provider starts `replicas` nodes per group: wait until they joined."""
+    config = json.loads((cluster.dir / AUTOSCALER_CONFIG).read_text())
+    expected = 1 + sum(t["count"] for t in config["provider"]["initial_workers"].values())
+    wait_for(lambda: len(cluster.node_ids()) >= expected,
+             what=f"{expected - 1} initial worker node(s) from the autoscaler's provider",
+             layer="Ray runtime", timeout=timeout, show=show,
+             hint=f"Autoscaler log: {cluster.dir}/r/session_latest/logs/monitor.log; "
+                  f"node logs: {cluster.dir}/node-*.log")
 
 
 def _deploy(cluster: LocalRay, serve_config: dict, show: bool) -> None:
@@ -145,15 +160,17 @@ def _deploy(cluster: LocalRay, serve_config: dict, show: bool) -> None:
         print(f"note: http_options.host {http['host']!r} becomes {LOOPBACK} on the local target")
     http.update(host=LOOPBACK, port=cluster.ports.serve)
     config["http_options"] = http
+    config["proxy_location"] = PROXY_LOCATION
     cluster.serve_api.deploy(config)
 
 
 def status(cluster: LocalRay) -> dict:
     """A RayService-shaped status: conditions, application and deployment statuses, placement."""
-    groups = {w.get("node_id"): w.get("labels", {}).get(GROUP_LABEL, "?") for w in cluster.workers}
     try:
+        groups = {n["node_id"]: (n.get("labels") or {}).get(GROUP_LABEL, "head" if n.get("is_head_node") else "?")
+                  for n in cluster.nodes()}
         apps = cluster.serve_api.applications()
-    except ServeAPIError as exc:
+    except (ServeAPIError, requests.RequestException) as exc:
         return {"name": cluster.name, "conditions": [_condition(False, "ServeUnreachable", str(exc))],
                 "layer": "Ray runtime"}
     statuses, placement_by_dep = {}, {}
@@ -164,7 +181,7 @@ def status(cluster: LocalRay) -> dict:
             where: dict[str, int] = {}
             for r in dep.get("replicas") or []:
                 if r.get("state") == "RUNNING":
-                    group = groups.get(r.get("node_id"), "head")
+                    group = groups.get(r.get("node_id"), "?")
                     where[group] = where.get(group, 0) + 1
             placement_by_dep[f"{app_name}/{dep_name}"] = where
         statuses[app_name] = {"status": app.get("status"), "message": app.get("message", ""),
@@ -176,8 +193,16 @@ def status(cluster: LocalRay) -> dict:
         "conditions": [_condition(ready, reason, "" if ready else f"look at the {layer} layer first")],
         "activeServiceStatus": {"applicationStatuses": statuses},
         "placement": placement_by_dep,
+        "nodes": _count(groups.values()),
         "layer": layer,
     }
+
+
+def _count(names) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def _condition(ok: bool, reason: str, message: str) -> dict:
