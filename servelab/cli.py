@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 
 from . import envcheck, labs
 from .localray import LocalRay
+from .targets.kubernetes import KUBERAY_VERSION
 from .serve_api import ServeAPIError
 from .waiting import Stuck
 
@@ -18,7 +21,39 @@ def _select(name: str | None) -> list[LocalRay]:
     return clusters
 
 
+def _kubernetes(args):
+    from .targets.kubernetes import KubernetesTarget
+
+    return KubernetesTarget(namespace=args.namespace)
+
+
+def _print_report(report: dict) -> None:
+    from .targets.vocabulary import ready_condition
+
+    ready = ready_condition(report)
+    print(f"  Ready={ready['status']} ({ready['reason']}){': ' + ready['message'] if ready.get('message') else ''}")
+    if report.get("layer"):
+        print(f"  look at the {report['layer']} layer first")
+    for app_name, app in ((report.get("activeServiceStatus") or {}).get("applicationStatuses") or {}).items():
+        print(f"  app {app_name} [{app.get('status')}]")
+        for dep_name, dep in (app.get("serveDeploymentStatuses") or {}).items():
+            print(f"    {dep_name} [{dep.get('status')}] {dep.get('message') or ''}".rstrip())
+    if report.get("nodes"):
+        print(f"  Ray nodes by group: {report['nodes']}")
+    for dep, where in (report.get("placement") or {}).items():
+        print(f"    {dep} replicas by group: {where or 'none running'}")
+
+
 def cmd_up(args) -> int:
+    if args.target == "kubernetes":
+        if not args.manifest:
+            raise ValueError("the kubernetes target needs a manifest: servelab up FILE --target kubernetes")
+        target = _kubernetes(args)
+        result = target.up(args.manifest)
+        if args.wait:
+            _print_report(target.wait_ready(result["name"], result["kind"], result["namespace"],
+                                            timeout=args.timeout))
+        return 0
     if args.manifest:
         from .targets import local
 
@@ -39,21 +74,24 @@ def cmd_up(args) -> int:
 
 
 def cmd_status(args) -> int:
+    if args.target == "kubernetes":
+        if not args.name:
+            raise ValueError("name the RayService or RayCluster: servelab status --target kubernetes --name NAME")
+        report = _kubernetes(args).status(args.name, args.kind)
+        print(f"{report['kind']} {args.name}:")
+        _print_report(report)
+        return 0 if report.get("layer") is None else 1
     clusters = _select(args.name)
     if not clusters:
         print("No servelab cluster is running.")
         return 1 if args.name else 0
     for c in clusters:
-        print(f"{c.name}: owner pid {c.owner_pid}, {1 + len(c.workers)} Ray nodes, {len(c.processes())} processes\n"
+        print(f"{c.name}: owner pid {c.owner_pid}, {len(c.processes())} processes\n"
               f"  serve {c.serve_url}  dashboard {c.dashboard_url}")
         if (c.dir / "manifest.json").exists():
             from .targets import local
 
-            report = local.status(c)
-            ready = report["conditions"][0]
-            print(f"  Ready={ready['status']} ({ready['reason']}){': ' + ready['message'] if ready['message'] else ''}")
-            for dep, where in report.get("placement", {}).items():
-                print(f"    {dep} replicas by group: {where or 'none running'}")
+            _print_report(local.status(c))
         try:
             apps = c.serve_api.applications()
         except ServeAPIError as exc:
@@ -69,11 +107,41 @@ def cmd_status(args) -> int:
 
 
 def cmd_down(args) -> int:
+    if args.target == "kubernetes":
+        if not args.name:
+            raise ValueError("name the RayService or RayCluster: servelab down --target kubernetes --name NAME")
+        deleted = _kubernetes(args).down(args.name, args.kind)
+        print(f"{args.kind} {args.name}: {'deleted' if deleted else 'not found'}")
+        return 0
     clusters = LocalRay.find() if args.all else _select(args.name or "servelab")
     if not clusters:
         print("Nothing to stop.")
     for c in clusters:
         c.stop()
+    return 0
+
+
+def cmd_k8s(args) -> int:
+    from .targets import kubernetes as k8s
+
+    if args.action == "install":
+        k8s.install_operator(args.version, args.operator_namespace)
+        print(f"KubeRay {args.version} is installed and its operator is available.")
+    elif args.action == "check":
+        k8s.check_operator(args.operator_namespace, timeout=args.timeout)
+        print("KubeRay's CRDs are established and its operator is available.")
+    elif args.action == "commands":
+        for cmd in k8s.helm_commands(args.version, args.operator_namespace):
+            print(" ".join(cmd))
+    else:  # port-forward
+        if not args.name:
+            raise ValueError("name the RayService or RayCluster: servelab k8s port-forward --name NAME")
+        with _kubernetes(args).port_forward(args.name, args.kind) as fwd:
+            print(f"Serve:     {fwd.serve_url}\nDashboard: {fwd.dashboard_url}\n(Ctrl-C to stop)", flush=True)
+            try:
+                signal.pause()
+            except KeyboardInterrupt:
+                pass
     return 0
 
 
@@ -104,6 +172,16 @@ def cmd_labs(args) -> int:
     return 1 if diffs else 0
 
 
+def _target_options(parser, target: bool = True) -> None:
+    if target:
+        parser.add_argument("--target", choices=["local", "kubernetes"],
+                            default=os.environ.get("SERVELAB_TARGET", "local"),
+                            help="where the manifest runs (default: $SERVELAB_TARGET or local)")
+    parser.add_argument("--namespace", help="kubernetes: namespace for manifests that name none")
+    parser.add_argument("--kind", choices=["RayService", "RayCluster"], default="RayService",
+                        help="kubernetes: the kind of the named object")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="servelab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,17 +192,30 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--name", default="servelab")
     up.add_argument("--cpus", type=int, default=None, help="logical CPUs (default: max(4, cores))")
     up.add_argument("--gpus", type=int, default=0, help="logical GPUs to advertise")
-    up.add_argument("--timeout", type=float, default=180)
+    up.add_argument("--timeout", type=float, default=300)
+    up.add_argument("--wait", action="store_true", help="kubernetes: wait for the Ready condition")
+    _target_options(up)
     up.set_defaults(func=cmd_up)
 
-    status = sub.add_parser("status", help="clusters, applications and replicas")
+    status = sub.add_parser("status", help="clusters, applications and replicas (RayService vocabulary)")
     status.add_argument("--name")
+    _target_options(status)
     status.set_defaults(func=cmd_status)
 
-    down = sub.add_parser("down", help="stop a cluster by its own pids")
+    down = sub.add_parser("down", help="stop a local cluster by its own pids, or delete the Kubernetes object")
     down.add_argument("--name")
-    down.add_argument("--all", action="store_true", help="every cluster this user started")
+    down.add_argument("--all", action="store_true", help="every local cluster this user started")
+    _target_options(down)
     down.set_defaults(func=cmd_down)
+
+    k8s = sub.add_parser("k8s", help="the KubeRay operator on your Kubernetes cluster (helm), port-forward")
+    k8s.add_argument("action", choices=["install", "check", "commands", "port-forward"])
+    k8s.add_argument("--version", default=KUBERAY_VERSION, help="KubeRay chart version")
+    k8s.add_argument("--operator-namespace", default="kuberay-system")
+    k8s.add_argument("--name", help="port-forward: the RayService or RayCluster")
+    k8s.add_argument("--timeout", type=float, default=300)
+    _target_options(k8s, target=False)
+    k8s.set_defaults(func=cmd_k8s)
 
     env = sub.add_parser("env", help="versions, machine size and active target")
     env.set_defaults(func=lambda a: (envcheck.print_report(), 0)[1])

@@ -1,1 +1,28 @@
-"""Where a course manifest runs: `local` (this machine) or, later, `kubernetes`."""
+"""Where a manifest runs: `local` (a private Ray cluster here) or `kubernetes` (KubeRay).
+
+Both take the same manifest files and report status in the same RayService
+vocabulary (see vocabulary.py), so lessons and graded checks work on either.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import manifests
+
+
+class ManifestError(ValueError):
+    """The manifest has errors; nothing was started."""
+
+
+def read_manifest(path: str | Path) -> dict:
+    """The first RayCluster or RayService in the file; errors stop here, not halfway up."""
+    findings = manifests.validate_file(path)
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        raise ManifestError("the manifest has errors; fix them first:\n" + "\n".join(map(str, errors)))
+    docs, _ = manifests.load(Path(path).read_text(), str(path))
+    for doc in docs:
+        if doc.get("kind") in ("RayCluster", "RayService"):
+            return doc
+    raise ManifestError(f"{path} holds no RayCluster or RayService")

@@ -18,35 +18,20 @@ from pathlib import Path
 import requests
 import yaml
 
-from .. import manifests, placement
+from .. import placement
 from ..localray import AUTOSCALER_CONFIG, PROXY_LOCATION, LocalRay, max_nodes
-from ..waiting import wait_for
 from ..ports import LOOPBACK
 from ..serve_api import ServeAPIError
+from ..waiting import wait_for
+from . import ManifestError, read_manifest  # noqa: F401  (ManifestError is part of this API)
+from .vocabulary import condition, diagnose_applications
 
 GROUP_LABEL = "servelab.io/group"
 MANIFEST_STATE = "manifest.json"
 
 
-class ManifestError(ValueError):
-    """The manifest has errors; nothing was started."""
-
-
 def _digest(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def read_manifest(path: str | Path) -> dict:
-    """The first RayCluster or RayService in the file; errors stop here, not halfway up."""
-    findings = manifests.validate_file(path)
-    errors = [f for f in findings if f.severity == "error"]
-    if errors:
-        raise ManifestError("the manifest has errors; fix them first:\n" + "\n".join(map(str, errors)))
-    docs, _ = manifests.load(Path(path).read_text(), str(path))
-    for doc in docs:
-        if doc.get("kind") in ("RayCluster", "RayService"):
-            return doc
-    raise ManifestError(f"{path} holds no RayCluster or RayService")
 
 
 def _parts(doc: dict) -> tuple[dict, dict | None]:
@@ -171,7 +156,7 @@ def status(cluster: LocalRay) -> dict:
                   for n in cluster.nodes()}
         apps = cluster.serve_api.applications()
     except (ServeAPIError, requests.RequestException) as exc:
-        return {"name": cluster.name, "conditions": [_condition(False, "ServeUnreachable", str(exc))],
+        return {"name": cluster.name, "conditions": [condition(False, "ServeUnreachable", str(exc))],
                 "layer": "Ray runtime"}
     statuses, placement_by_dep = {}, {}
     for app_name, app in apps.items():
@@ -187,10 +172,10 @@ def status(cluster: LocalRay) -> dict:
         statuses[app_name] = {"status": app.get("status"), "message": app.get("message", ""),
                               "serveDeploymentStatuses": deps}
     ready = bool(statuses) and all(a["status"] == "RUNNING" for a in statuses.values())
-    layer, reason = _diagnose(statuses) if not ready else (None, "RunningAndHealthy")
+    layer, reason = diagnose_applications(statuses) if not ready else (None, "RunningAndHealthy")
     return {
         "name": cluster.name,
-        "conditions": [_condition(ready, reason, "" if ready else f"look at the {layer} layer first")],
+        "conditions": [condition(ready, reason, "" if ready else f"look at the {layer} layer first")],
         "activeServiceStatus": {"applicationStatuses": statuses},
         "placement": placement_by_dep,
         "nodes": _count(groups.values()),
@@ -203,24 +188,6 @@ def _count(names) -> dict[str, int]:
     for name in names:
         counts[name] = counts.get(name, 0) + 1
     return counts
-
-
-def _condition(ok: bool, reason: str, message: str) -> dict:
-    return {"type": "Ready", "status": "True" if ok else "False", "reason": reason, "message": message}
-
-
-def _diagnose(statuses: dict) -> tuple[str, str]:
-    """Which layer a not-ready service points at, from Serve's own statuses."""
-    if not statuses:
-        return "Serve", "NoApplications"
-    for app in statuses.values():
-        if app["status"] == "DEPLOY_FAILED":
-            return "application code", "DeployFailed"  # import errors, constructor exceptions
-    for app in statuses.values():
-        for dep in app["serveDeploymentStatuses"].values():
-            if "resources" in dep["message"].lower() or "schedul" in dep["message"].lower():
-                return "Ray runtime", "ReplicasPending"
-    return "Serve", "Deploying"
 
 
 def down(name: str) -> bool:

@@ -1,0 +1,143 @@
+"""A small stand-in for the Kubernetes API server, on 127.0.0.1, for the API-boundary tests.
+
+No Kubernetes runs on this machine. This serves the few paths the Kubernetes
+target uses (CRDs, the operator Deployment, ray.io custom objects) with the
+status codes and error bodies a real API server returns, and records every
+request, so the tests check what the real `kubernetes` client sends.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+CUSTOM = re.compile(r"^/apis/ray\.io/v1/namespaces/([^/]+)/([a-z]+)(?:/([^/?]+))?$")
+CRD = re.compile(r"^/apis/apiextensions\.k8s\.io/v1/customresourcedefinitions/([^/?]+)$")
+DEPLOYMENT = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/?]+)$")
+NO_TYPE = "the server could not find the requested resource"
+
+
+def status_body(code: int, reason: str, message: str) -> dict:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}
+
+
+class FakeAPIServer:
+    def __init__(self, crds_installed: bool = True, operator_ready: bool = True):
+        self.crds_installed = crds_installed
+        self.operator_ready = operator_ready
+        self.objects: dict[tuple[str, str, str], dict] = {}  # (namespace, plural, name) -> object
+        self.requests: list[tuple[str, str, dict | None]] = []  # method, path with query, body
+        self._version = 1000
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, code: int, body) -> None:
+                data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _handle(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                server.requests.append((method, self.path, body))
+                code, reply = server.route(method, self.path.split("?")[0], body)
+                self._reply(code, reply)
+
+            def do_GET(self):
+                self._handle("GET")
+
+            def do_POST(self):
+                self._handle("POST")
+
+            def do_PUT(self):
+                self._handle("PUT")
+
+            def do_DELETE(self):
+                self._handle("DELETE")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FakeAPIServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def client(self):
+        from kubernetes import client
+
+        config = client.Configuration()
+        config.host = self.url
+        return client.ApiClient(config)
+
+    def calls(self, method: str | None = None) -> list[tuple[str, str, dict | None]]:
+        return [r for r in self.requests if method is None or r[0] == method]
+
+    def set_status(self, namespace: str, plural: str, name: str, status: dict) -> None:
+        self.objects[(namespace, plural, name)]["status"] = status
+
+    # -- routing ---------------------------------------------------------------------
+    def route(self, method: str, path: str, body: dict | None):
+        if m := CRD.match(path):
+            if not self.crds_installed:
+                return 404, status_body(404, "NotFound", f'customresourcedefinitions.apiextensions.k8s.io '
+                                                         f'"{m.group(1)}" not found')
+            return 200, {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                         "metadata": {"name": m.group(1)},
+                         "status": {"conditions": [{"type": "NamesAccepted", "status": "True"},
+                                                   {"type": "Established", "status": "True"}]}}
+        if m := DEPLOYMENT.match(path):
+            ready = 1 if self.operator_ready else 0
+            return 200, {"apiVersion": "apps/v1", "kind": "Deployment",
+                         "metadata": {"name": m.group(2), "namespace": m.group(1)},
+                         "status": {"replicas": 1, "readyReplicas": ready, "availableReplicas": ready}}
+        m = CUSTOM.match(path)
+        if not m or not self.crds_installed:
+            return 404, status_body(404, "NotFound", NO_TYPE)
+        namespace, plural, name = m.groups()
+        key = (namespace, plural, name)
+        if method == "POST":
+            name = body["metadata"]["name"]
+            key = (namespace, plural, name)
+            if key in self.objects:
+                return 409, status_body(409, "AlreadyExists", f'{plural}.ray.io "{name}" already exists')
+            if "spec" not in body:
+                return 422, status_body(422, "Invalid", f'{body.get("kind")}.ray.io "{name}" is invalid: '
+                                                        'spec: Required value')
+            self.objects[key] = self._stamp(body)
+            return 201, self.objects[key]
+        if key not in self.objects:
+            return 404, status_body(404, "NotFound", f'{plural}.ray.io "{name}" not found')
+        if method == "GET":
+            return 200, self.objects[key]
+        if method == "PUT":
+            have = self.objects[key]["metadata"]["resourceVersion"]
+            if body["metadata"].get("resourceVersion") != have:
+                return 409, status_body(409, "Conflict", "the object has been modified; please apply "
+                                                         "your changes to the latest version and try again")
+            body["status"] = self.objects[key].get("status")
+            self.objects[key] = self._stamp(body)
+            return 200, self.objects[key]
+        if method == "DELETE":
+            return 200, self.objects.pop(key)
+        return 405, status_body(405, "MethodNotAllowed", method)
+
+    def _stamp(self, obj: dict) -> dict:
+        self._version += 1
+        obj = json.loads(json.dumps(obj))
+        obj["metadata"]["resourceVersion"] = str(self._version)
+        obj["metadata"].setdefault("uid", f"uid-{self._version}")
+        return obj
