@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shlex
 import shutil
 import socket
@@ -105,14 +106,15 @@ def _default_client():
     from kubernetes import client, config
 
     try:
-        config.load_kube_config()
+        # KUBECONFIG is read now, not when the kubernetes package was imported.
+        return config.new_client_from_config(config_file=os.environ.get("KUBECONFIG") or None)
     except Exception as kubeconfig_error:
         try:
             config.load_incluster_config()
         except Exception:
             raise Stuck("Kubernetes", f"no Kubernetes cluster configured ({kubeconfig_error}); "
                                       "create one (e.g. `kind create cluster`) or set KUBECONFIG") from None
-    return client.ApiClient()
+        return client.ApiClient()
 
 
 # -- status -------------------------------------------------------------------------
