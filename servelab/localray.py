@@ -80,6 +80,7 @@ class LocalRay:
         *,
         num_cpus: int | None = None,
         num_gpus: int = 0,
+        memory: int | None = None,
         root: str | os.PathLike | None = None,
         die_with_owner: bool = True,
         drain_s: float = 3.0,
@@ -88,6 +89,7 @@ class LocalRay:
         self.name = name
         self.num_cpus = num_cpus if num_cpus is not None else max(4, os.cpu_count() or 1)
         self.num_gpus = num_gpus
+        self.memory = memory  # bytes of Ray's logical `memory` resource (default: Ray's own estimate)
         self.root = Path(root) if root else default_root()
         self.die_with_owner = die_with_owner
         self.drain_s = drain_s
@@ -214,7 +216,7 @@ class LocalRay:
             f"--num-cpus={self.num_cpus}",
             f"--num-gpus={self.num_gpus}",
             f"--object-store-memory={DEFAULT_OBJECT_STORE_BYTES}",
-        ]
+        ] + ([f"--memory={int(self.memory)}"] if self.memory else [])
 
     def _launch_head(self) -> None:
         env = {**os.environ, **self.ray_env(), processes.MARKER: str(self._dir)}

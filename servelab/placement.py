@@ -2,7 +2,7 @@
 
 KubeRay's rule, applied to the Ray container (the first one) of each group:
 a limit whose key ends in `gpu` becomes `num-gpus`, the cpu limit (else the
-request) becomes `num-cpus`, the memory limit becomes `memory`; values set
+request, rounded up to whole CPUs) becomes `num-cpus`, the memory limit becomes `memory`; values set
 explicitly in `rayStartParams` win.
 """
 
@@ -49,7 +49,8 @@ def _shape(group: str, spec: dict, max_nodes: int) -> NodeShape:
     memory = limits.get("memory")
     return NodeShape(
         group=group,
-        cpus=pick("num-cpus", quantity(cpu) if cpu is not None else 0.0),
+        # KubeRay rounds a pod's CPU quantity up to whole CPUs ("500m" -> 1).
+        cpus=pick("num-cpus", float(math.ceil(quantity(cpu) - 1e-9)) if cpu is not None else 0.0),
         gpus=pick("num-gpus", gpus),
         memory=pick("memory", quantity(memory) if memory is not None else None),
         max_nodes=max_nodes,

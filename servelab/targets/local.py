@@ -88,7 +88,8 @@ def _start(name: str, cluster_spec: dict, show: bool, timeout: float, die_with_o
     shapes = placement.node_shapes(cluster_spec)
     head = shapes[0]
     autoscale = bool(cluster_spec.get("enableInTreeAutoscaling"))
-    cluster = LocalRay(name, num_cpus=int(head.cpus), num_gpus=int(head.gpus), die_with_owner=die_with_owner,
+    cluster = LocalRay(name, num_cpus=int(head.cpus), num_gpus=int(head.gpus), memory=head.memory,
+                       die_with_owner=die_with_owner,
                        autoscale=cluster_spec if autoscale else None)
     cluster.start(timeout=timeout, show=show)
     try:

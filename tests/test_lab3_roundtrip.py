@@ -1,0 +1,85 @@
+"""Lab 3 through the real nbgrader CLI: the manifest is checked, then the live cluster it made."""
+
+import pytest
+
+from servelab import grading
+
+pytestmark = pytest.mark.live
+
+LAB = "lab3-kuberay-cluster"
+
+# Valid, and what it promises is what runs, but it misses two points of the
+# specification: the head offers its CPU to Ray, and workers get 2 CPUs.
+HALF_RIGHT = '''
+MANIFEST = """
+apiVersion: ray.io/v1
+kind: RayCluster
+metadata:
+  name: lab3-cluster
+spec:
+  rayVersion: "2.60.0"
+  headGroupSpec:
+    rayStartParams: {}
+    template:
+      spec:
+        containers:
+          - name: ray-head
+            image: rayproject/ray:2.60.0-py311
+            resources:
+              limits: {cpu: "1", memory: 2Gi}
+  workerGroupSpecs:
+    - groupName: cpu-workers
+      replicas: 2
+      minReplicas: 1
+      maxReplicas: 3
+      template:
+        spec:
+          containers:
+            - name: ray-worker
+              image: rayproject/ray:2.60.0-py311
+              resources:
+                limits: {cpu: "2", memory: 1Gi}
+"""
+'''
+
+# Not YAML a validator can read: the cluster never starts, grading goes on.
+BROKEN = 'MANIFEST = "kind: RayCluster\\n  spec: [unclosed"\n'
+
+
+@pytest.fixture(scope="module")
+def graded():
+    with grading.Course(LAB) as course:
+        student = course.student_version
+        solution = grading.solution_answers(LAB)
+        course.submit("solution", grading.fill(student, solution))
+        course.submit("untouched", grading.fill(student, {}))
+        course.submit("halfright", grading.fill(student, {**solution, "manifest": HALF_RIGHT}))
+        course.submit("broken", grading.fill(student, {**solution, "manifest": BROKEN}))
+        course.autograde()
+        yield course.results()
+
+
+def test_solution_scores_full_marks(graded):
+    r = graded["solution"]
+    assert (r.total, r.max_total) == (10, 10), r
+
+
+def test_untouched_student_version_scores_zero(graded):
+    assert graded["untouched"].total == 0, graded["untouched"]
+
+
+def test_live_checks_follow_the_learners_own_manifest(graded):
+    r = graded["halfright"]
+    assert r.cells == {
+        "test_manifest_valid": 2.0,
+        "test_manifest_head": 0.0,         # num-cpus "0" missing
+        "test_manifest_workers": 0.0,      # 2 CPUs per worker (hidden shape check)
+        "test_live_nodes": 0.0,            # the head offers a CPU
+        "test_live_matches_manifest": 2.0,  # but the cluster is what the manifest says
+    }, r
+
+
+def test_a_broken_manifest_costs_its_points_and_grading_goes_on(graded):
+    r = graded["broken"]
+    assert r.total == 0, r
+    assert "test_manifest_valid" in r.errors, r
