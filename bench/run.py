@@ -12,9 +12,14 @@ os.environ.setdefault("SERVELAB_PORTS", "free")
 os.environ.setdefault("SERVELAB_TMPDIR", tempfile.mkdtemp(prefix="b", dir="/tmp"))
 
 import autograde  # noqa: E402
+import gpu_rayservice  # noqa: E402
 import lab1_startup  # noqa: E402
 
-for name, bench in (("lab1 startup", lab1_startup), ("lab1 autograde", autograde)):
+BENCHES = (("lab1 startup", lab1_startup), ("lab1 autograde", autograde), ("GPU RayService", gpu_rayservice))
+only = sys.argv[1:]  # e.g. `python bench/run.py gpu_rayservice`
+for name, bench in BENCHES:
+    if only and bench.__name__ not in only:
+        continue
     print(f"{name}:", flush=True)
     start = time.perf_counter()
     print(f"  {bench.run()}  ({time.perf_counter() - start:.0f}s)", flush=True)

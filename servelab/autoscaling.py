@@ -51,7 +51,7 @@ def autoscaler_config(name: str, cluster_spec: dict, *, gcs_address: str, temp_d
     for group in spec.get("workerGroupSpecs") or []:
         # KubeRay's defaults for fields the translation requires.
         group.setdefault("minReplicas", 0)
-        group.setdefault("maxReplicas", max(group["minReplicas"], group.get("replicas", 0)))
+        group.setdefault("maxReplicas", 2**31 - 1)  # KubeRay's default: no upper bound
         group.setdefault("rayStartParams", {})
         name_ = group["groupName"]
         if group["maxReplicas"] > budget:

@@ -1,4 +1,4 @@
-"""`servelab` command line: local clusters, the environment report, student labs."""
+"""`servelab` command line: clusters on either target, KubeRay install, validation, student labs."""
 
 from __future__ import annotations
 
@@ -182,7 +182,7 @@ def _target_options(parser, target: bool = True) -> None:
                         help="kubernetes: the kind of the named object")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="servelab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -228,7 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("action", choices=["generate", "check"])
     lab.set_defaults(func=cmd_labs)
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (Stuck, ServeAPIError, RuntimeError, ValueError) as exc:  # ManifestError is a ValueError

@@ -265,3 +265,16 @@ def test_cli_up_status_down_on_the_kubernetes_target(api, tmp_path, monkeypatch,
     assert cli.main(["down", *args]) == 0
     assert "deleted" in capsys.readouterr().out
     assert api.calls("DELETE")
+
+
+def test_every_servelab_command_in_the_kind_guide_parses():
+    import re
+    import shlex
+
+    from servelab.cli import build_parser
+
+    guide = (REPO / "docs" / "kubernetes-on-kind.md").read_text()
+    commands = re.findall(r"^\.venv/bin/servelab (.+?)(?:\s+#.*)?$", guide, flags=re.M)
+    assert len(commands) >= 8
+    for line in commands:
+        build_parser().parse_args(shlex.split(line))  # argparse exits on an unknown option
