@@ -106,6 +106,15 @@ def test_more_answer_generators_make_the_autoscaler_add_a_gpu_node(service, tmp_
     assert {groups[r["node_id"]] for r in running_replicas(service, "AnswerGenerator")} == {"gpu-workers"}
 
 
+def test_autoscaler_and_its_nodes_stay_on_loopback(service):
+    # Serve replicas' internal gRPC binds [::] in Ray 2.60 (no setting reaches it); nothing else may.
+    outside = [(ip, port, name) for ip, port, name in processes.listeners(service.processes())
+               if ip not in ("127.0.0.1", "::ffff:127.0.0.1") and not name.startswith("ray::ServeReplica")]
+    assert outside == []
+    names = " ".join(p.name() + " " + " ".join(p.cmdline()) for p in service.processes())
+    assert "monitor.py" in names and "servelab.worker_node" in names  # the autoscaler and its nodes were checked
+
+
 def test_down_leaves_no_process_behind(service):
     cluster_dir = str(service.dir)
     assert len(processes.processes_under(cluster_dir)) > 10  # head, workers, replicas, autoscaler
