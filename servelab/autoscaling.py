@@ -19,12 +19,9 @@ would kill every Ray cluster of every user on a shared machine.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import signal
 import subprocess
-import sys
-import time
 
 from ray.autoscaler._private.fake_multi_node.node_provider import (
     FAKE_HEAD_NODE_ID,
@@ -102,12 +99,6 @@ def monitor_env() -> dict[str, str]:
     }
 
 
-def _die_with_parent() -> None:
-    import ctypes
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 class LocalNodeProvider(FakeMultiNodeProvider):
     """The fake multi-node provider, launching each node as a worker_node process.
 
@@ -139,24 +130,18 @@ class LocalNodeProvider(FakeMultiNodeProvider):
             TAG_RAY_NODE_STATUS,
         )
 
+        from . import processes, worker_node
         from .ports import worker_ports
 
-        resources = dict(resources)
+        custom = dict(resources)
+        cpus, gpus, memory = custom.pop("CPU", 0), custom.pop("GPU", 0), custom.pop("memory", None)
+        custom.pop("object_store_memory", None)  # worker_node sizes the object store itself
         with self.lock:
             type_name = tags[TAG_RAY_USER_NODE_TYPE]
             node_id = self._next_hex_node_id()
-            cmd = [sys.executable, "-m", "servelab.worker_node",
-                   f"--address={self.provider_config['gcs_address']}",
-                   f"--temp-dir={self.provider_config['temp_dir']}",
-                   f"--ports={json.dumps(worker_ports())}",
-                   f"--num-cpus={resources.pop('CPU', 0)}",
-                   f"--num-gpus={resources.pop('GPU', 0)}",
-                   f"--labels={json.dumps(labels or {})}"]
-            memory = resources.pop("memory", None)
-            resources.pop("object_store_memory", None)
-            if memory:
-                cmd.append(f"--memory={int(memory)}")
-            cmd.append(f"--resources={json.dumps(resources)}")
+            cmd = worker_node.command(self.provider_config["gcs_address"], self.provider_config["temp_dir"],
+                                      worker_ports(), num_cpus=cpus, num_gpus=gpus, memory=memory,
+                                      labels=labels, resources=custom)
             env = {**os.environ, "RAY_OVERRIDE_NODE_ID_FOR_TESTING": node_id,
                    "RAY_CLOUD_INSTANCE_ID": node_id, "RAY_NODE_TYPE_NAME": type_name}
             env.pop("RAY_FAKE_CLUSTER", None)
@@ -164,10 +149,10 @@ class LocalNodeProvider(FakeMultiNodeProvider):
             with open(log_path, "wb") as log:
                 proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                        preexec_fn=_die_with_parent)
+                                        preexec_fn=processes.die_with_parent)
             all_tags = {TAG_RAY_NODE_KIND: NODE_KIND_WORKER, TAG_RAY_USER_NODE_TYPE: type_name,
                         TAG_RAY_NODE_NAME: node_id, TAG_RAY_NODE_STATUS: STATUS_UP_TO_DATE, **tags}
-            self._nodes[node_id] = {"tags": all_tags, "proc": proc, "started": time.time()}
+            self._nodes[node_id] = {"tags": all_tags, "proc": proc}
 
     def _terminate_node(self, node):
         proc = node["proc"]

@@ -21,7 +21,6 @@ crashed notebook kernel does not leave a cluster behind.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import secrets
@@ -59,11 +58,6 @@ def max_nodes() -> int:
 def default_root() -> Path:
     """Where clusters keep their temp dirs (short: Ray's socket paths are limited)."""
     return Path(os.environ.get("SERVELAB_TMPDIR") or f"/tmp/servelab-{os.getuid()}")
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 class LocalRay:
@@ -232,7 +226,7 @@ class LocalRay:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # our own session: signals to the owner's group miss it
-            preexec_fn=_die_with_parent if self.die_with_owner else None,
+            preexec_fn=processes.die_with_parent if self.die_with_owner else None,
         )
         log.close()
         self.owner_pid = proc.pid
@@ -291,21 +285,18 @@ class LocalRay:
         """
         if not self.running:
             raise RuntimeError("start the cluster before adding workers")
+        from . import worker_node
         from .ports import worker_ports
 
         ports = worker_ports()
         before = set(self.node_ids())
-        cmd = [sys.executable, "-m", "servelab.worker_node", f"--address={self.gcs_address}",
-               f"--temp-dir={self._dir / 'r'}", f"--ports={json.dumps(ports)}",
-               f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}",
-               f"--labels={json.dumps(labels or {})}", f"--resources={json.dumps(resources or {})}"]
-        if memory:
-            cmd.append(f"--memory={int(memory)}")
+        cmd = worker_node.command(self.gcs_address, str(self._dir / "r"), ports, num_cpus=num_cpus,
+                                  num_gpus=num_gpus, memory=memory, labels=labels, resources=resources)
         env = {**os.environ, **self.ray_env(), processes.MARKER: str(self._dir)}
         with open(self._dir / f"worker-{len(self.workers)}.log", "wb") as log:
             proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                    preexec_fn=_die_with_parent if self.die_with_owner else None)
+                                    preexec_fn=processes.die_with_parent if self.die_with_owner else None)
         record = {"pid": proc.pid, "started": psutil.Process(proc.pid).create_time(),
                   "ports": ports, "num_cpus": num_cpus, "num_gpus": num_gpus, "labels": labels or {}}
         self.workers.append(record)

@@ -14,6 +14,7 @@ without ever touching another Ray on the machine.
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import json
 import os
@@ -133,3 +134,8 @@ def wait_gone_pids(procs: list[psutil.Process], timeout: float) -> list[psutil.P
     """Wait until these processes exit; return the ones still alive."""
     _, alive = psutil.wait_procs(procs, timeout=timeout)
     return alive
+
+
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM when the thread that started it ends (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)

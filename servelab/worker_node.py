@@ -20,6 +20,17 @@ import sys
 import time
 
 
+def command(address: str, temp_dir: str, ports: dict, *, num_cpus: float, num_gpus: float = 0,
+            memory: float | None = None, labels: dict | None = None, resources: dict | None = None) -> list[str]:
+    """The command line that starts one worker node (LocalRay.add_worker and the autoscaler use it)."""
+    cmd = [sys.executable, "-m", "servelab.worker_node", f"--address={address}", f"--temp-dir={temp_dir}",
+           f"--ports={json.dumps(ports)}", f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}",
+           f"--labels={json.dumps(labels or {})}", f"--resources={json.dumps(resources or {})}"]
+    if memory:
+        cmd.append(f"--memory={int(memory)}")
+    return cmd
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="servelab.worker_node")
     parser.add_argument("--address", required=True)

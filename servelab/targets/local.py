@@ -12,6 +12,7 @@ groups (servelab.autoscaling); otherwise each group stays at `replicas`.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 import json
 from pathlib import Path
 
@@ -179,16 +180,9 @@ def status(cluster: LocalRay) -> dict:
         "conditions": [condition(ready, reason, "" if ready else f"look at the {layer} layer first")],
         "activeServiceStatus": {"applicationStatuses": statuses},
         "placement": placement_by_dep,
-        "nodes": _count(groups.values()),
+        "nodes": dict(Counter(groups.values())),
         "layer": layer,
     }
-
-
-def _count(names) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for name in names:
-        counts[name] = counts.get(name, 0) + 1
-    return counts
 
 
 def down(name: str) -> bool:
