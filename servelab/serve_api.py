@@ -90,5 +90,29 @@ class ServeAPI:
         """
         self._call("PUT", config, timeout)
 
+    def wait_running(self, names: list[str], timeout: float = 180, show: bool = True) -> dict:
+        """Wait until every named application is RUNNING; a DEPLOY_FAILED ends the wait at once."""
+        from .waiting import Stuck, wait_for
+
+        def running():
+            apps = self.applications()
+            for name in names:
+                status = apps.get(name, {}).get("status")
+                if status == "DEPLOY_FAILED":
+                    raise Stuck("application code", f"application {name!r} failed to deploy: "
+                                f"{apps[name].get('message', '')[-1500:]}")
+            waiting = {n: apps.get(n, {}).get("status", "absent") for n in names
+                       if apps.get(n, {}).get("status") != "RUNNING"}
+            if not waiting:
+                return apps
+            detail = "; ".join(f"{n} {st}: " + ", ".join(
+                f"{d} {info.get('status')}" for d, info in apps.get(n, {}).get("deployments", {}).items()
+                if info.get("status") != "HEALTHY") for n, st in waiting.items())
+            raise RuntimeError(f"not RUNNING yet: {detail}")
+
+        return wait_for(running, what=f"Serve applications {', '.join(names)} RUNNING", layer="Serve",
+                        timeout=timeout, show=show,
+                        hint="Replicas that stay PENDING mean no node offers the resources they ask for.")
+
     def delete_all(self) -> None:
         self._call("DELETE")

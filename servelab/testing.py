@@ -44,7 +44,13 @@ def cluster_root(config) -> str:
 @pytest.fixture(scope="module")
 def local_ray(request):
     """A private LocalRay shared by the tests of one module."""
-    cluster = LocalRay(request.module.__name__.rsplit(".", 1)[-1])
+    return start_for_fixture(request)
+
+
+def start_for_fixture(request, **options) -> LocalRay:
+    """Start a LocalRay (options as for LocalRay) that the calling fixture owns;
+    its finalizer stops it even if the start fails."""
+    cluster = LocalRay(request.module.__name__.rsplit(".", 1)[-1], **options)
     request.addfinalizer(lambda: _stop_fixture_cluster(cluster))
     cluster.start(show=False)
     return owned_by_fixture(cluster)

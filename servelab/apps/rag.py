@@ -1,0 +1,371 @@
+"""The course's RAG pipeline: five Ray Serve deployments composed with .bind().
+
+    POST /rag/  {"question": "why are my pods pending?", "top_k": 3}
+
+    RAGPipeline (FastAPI ingress) -> Normalizer -> Retriever -> Reranker -> Generator
+
+- Normalizer cleans the question (cheap, CPU).
+- Retriever ranks the shipped knowledge base with BM25 (CPU; its index is state,
+  so it has a health check).
+- Reranker re-scores the candidates with a dense encoder; it is the batched stage
+  (`@serve.batch`), because one matrix product for many questions costs little
+  more than one for a single question.
+- Generator writes the answer. By default a template stands in for a language
+  model (no download); pass `model="package.module:factory"` to use a real one.
+  Its user_config can add simulated accelerator time, so autoscaling has a slow
+  stage to react to without burning this machine's CPUs.
+
+The code's resource shapes are CPU-only so the app runs anywhere; the GPU shapes
+(Reranker 0.25 GPU, Generator 1 GPU) come from the RayService's serveConfigV2.
+"""
+
+import asyncio
+import importlib
+import time
+import unicodedata
+from typing import Optional
+
+import numpy as np
+import ray
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from ray import serve
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .knowledge import DOCS
+from .textsearch import BM25, Encoder
+
+MAX_QUESTION_CHARS = 2000
+MAX_BODY_BYTES = 16 * 1024
+MAX_TOP_K = 10
+CANDIDATES = 10  # the Retriever hands this many to the Reranker
+
+
+def where_am_i() -> dict:
+    """The node and the (logical) GPUs Ray gave this replica."""
+    ctx = ray.get_runtime_context()
+    return {"node_id": ctx.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
+
+
+class Switches:
+    """user_config every stage accepts: `fail_health: true` makes check_health raise.
+
+    Fault-injection lessons flip it to show what Serve does with an unhealthy replica.
+    """
+
+    fail_health = False
+
+    def reconfigure(self, config: dict) -> None:
+        self.fail_health = bool(config.get("fail_health", False))
+
+    def _raise_if_told(self) -> None:
+        if self.fail_health:
+            raise RuntimeError("health check failing on purpose (user_config fail_health)")
+
+
+# --- the stages -----------------------------------------------------------------
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25})
+class Normalizer(Switches):
+    def normalize(self, question: str) -> str:
+        # NFKC folds full-width and compatibility characters; control characters go.
+        text = unicodedata.normalize("NFKC", question)
+        text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+        return " ".join(text.split())
+
+    def check_health(self) -> None:
+        self._raise_if_told()
+
+
+@serve.deployment(num_replicas=2, ray_actor_options={"num_cpus": 0.5})
+class Retriever(Switches):
+    """BM25 over the knowledge base, built once per replica."""
+
+    def __init__(self):
+        self.index = BM25([f"{title} {text}" for _, title, text in DOCS])
+
+    def retrieve(self, query: str, k: int = CANDIDATES) -> list[dict]:
+        return [{"id": DOCS[i][0], "title": DOCS[i][1], "score": round(score, 4)}
+                for i, score in self.index.search(query, k)]
+
+    def check_health(self) -> None:
+        self._raise_if_told()
+        # The index is this replica's state: if it is gone, the replica is useless.
+        if len(self.index) != len(DOCS):
+            raise RuntimeError(f"index holds {len(self.index)} documents, expected {len(DOCS)}")
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.5})
+class Reranker(Switches):
+    """Blends the BM25 score with the encoder's cosine similarity, in batches."""
+
+    def __init__(self, weight: float = 0.5):
+        self.weight = weight
+        self.encoder = Encoder(dim=1024)
+        self.doc_vectors = dict(zip((d[0] for d in DOCS),
+                                    self.encoder.encode([f"{t} {x}" for _, t, x in DOCS])))
+        self.batch_sizes: list[int] = []
+
+    def reconfigure(self, config: dict) -> None:
+        super().reconfigure(config)
+        # max_batch_size 1 turns batching off: the lab compares both.
+        self.rerank.set_max_batch_size(int(config.get("max_batch_size", 16)))
+        self.rerank.set_batch_wait_timeout_s(float(config.get("batch_wait_timeout_s", 0.01)))
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
+    async def rerank(self, queries: list[str], candidates: list[list[dict]]) -> list[dict]:
+        self.batch_sizes = (self.batch_sizes + [len(queries)])[-1000:]
+        here = where_am_i()
+        return [{"ranked": ranked, "where": here} for ranked in self.score(queries, candidates)]
+
+    def score(self, queries: list[str], candidates: list[list[dict]]) -> list[list[dict]]:
+        query_vectors = self.encoder.encode(queries)  # one product for the whole batch
+        out = []
+        for qv, cands in zip(query_vectors, candidates):
+            top = max((c["score"] for c in cands), default=1.0) or 1.0
+            scored = [dict(c, score=round((1 - self.weight) * c["score"] / top
+                                          + self.weight * float(self.doc_vectors[c["id"]] @ qv), 4))
+                      for c in cands]
+            scored.sort(key=lambda c: c["score"], reverse=True)
+            out.append(scored)
+        return out
+
+    def stats(self) -> dict:
+        sizes = self.batch_sizes or [0]
+        return {"batches": len(self.batch_sizes), "mean_batch_size": float(np.mean(sizes)),
+                "max_batch_size": self.rerank._get_max_batch_size()}
+
+    def check_health(self) -> None:
+        self._raise_if_told()
+        if not self.encoder.ready():
+            raise RuntimeError("encoder weights are missing or corrupt")
+
+
+class TemplateModel:
+    """Stands in for a language model: answers from the best context, in a fixed form."""
+
+    def generate(self, question: str, contexts: list[dict]) -> str:
+        if not contexts:
+            return ("I found no note about this. Add the exact error message and what "
+                    "`kubectl describe` or `serve status` shows, and ask again.")
+        best = contexts[0]
+        text = next(body for doc_id, _, body in DOCS if doc_id == best["id"])
+        also = ", ".join(c["id"] for c in contexts[1:])
+        return f"{best['title']} ({best['id']}): {text}" + (f" See also {also}." if also else "")
+
+
+def load_model(spec: Optional[str]):
+    """None: the template. "package.module:factory": whatever that factory returns
+    (any object with `generate(question, contexts) -> str`)."""
+    if not spec:
+        return TemplateModel()
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)()
+
+
+@serve.deployment(max_ongoing_requests=8, ray_actor_options={"num_cpus": 0.5})
+class Generator(Switches):
+    def __init__(self, model: Optional[str] = None):
+        self.model = load_model(model)
+        self.simulated_ms = 0.0
+
+    def reconfigure(self, config: dict) -> None:
+        super().reconfigure(config)
+        # Time a GPU would spend decoding. An async sleep holds the replica's slot
+        # (so queues and autoscaling behave as with a real model) but no host CPU.
+        self.simulated_ms = float(config.get("simulated_gpu_ms", 0))
+
+    async def generate(self, question: str, contexts: list[dict]) -> dict:
+        if self.simulated_ms:
+            await asyncio.sleep(self.simulated_ms / 1000)
+        return {"answer": self.model.generate(question, contexts), "where": where_am_i()}
+
+    def check_health(self) -> None:
+        self._raise_if_told()
+        if self.model is None:
+            raise RuntimeError("no model loaded")
+
+
+# --- the HTTP ingress -----------------------------------------------------------
+
+class Ask(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS,
+                          description="What the user wants to know, in plain words.")
+    top_k: StrictInt = Field(3, ge=1, le=MAX_TOP_K, description="How many notes to return.")
+
+    @field_validator("question")
+    @classmethod
+    def sane_text(cls, value: str) -> str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("contains invalid Unicode (a lone surrogate)") from None
+        if not value.strip():
+            raise ValueError("must contain more than whitespace")
+        return value
+
+
+class Context(BaseModel):
+    id: str
+    title: str
+    score: float
+
+
+class Answer(BaseModel):
+    question: str = Field(description="The question after normalization.")
+    answer: str
+    contexts: list[Context]
+    timings_ms: dict[str, float] = Field(description="Time spent in each stage, in milliseconds.")
+    placement: dict[str, dict] = Field(description="Node and GPU ids of the stages that hold GPUs.")
+
+
+class BodyLimit:
+    """Refuses bodies over `limit` bytes with a JSON 413, before anything parses them.
+
+    A declared Content-Length is checked up front; a chunked body is counted as it
+    arrives, so a client cannot stream an endless body into the replica.
+    """
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            reason = f"the body is larger than {self.limit} bytes" if declared.isdigit() else "bad Content-Length"
+            return await _error(413 if declared.isdigit() else 400, reason)(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise StarletteHTTPException(413, f"the body is larger than {self.limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+api = FastAPI(title="servelab RAG pipeline",
+              description="Ask the course's operations notes a question.")
+api.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+
+
+@api.exception_handler(RequestValidationError)
+async def _invalid_request(request: Request, exc: RequestValidationError):
+    errors = exc.errors()
+    if "json" not in request.headers.get("content-type", ""):
+        return _error(415, "send the body as JSON with the header Content-Type: application/json")
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return _error(400, "the body is not valid JSON")
+    # Name each bad field and why; never echo the input (it may not even be encodable).
+    reasons = ["/".join(str(p) for p in e.get("loc", ())[1:]) + ": " + e.get("msg", "") for e in errors]
+    return _error(422, "; ".join(r if not r.startswith(":") else "body" + r for r in reasons))
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException):
+    # Starlette's own errors (405, 413, ...) get the same JSON shape as ours.
+    return _error(exc.status_code, str(exc.detail))
+
+
+class StageFailed(Exception):
+    def __init__(self, status: int, reason: str):
+        self.status, self.reason = status, reason
+
+
+@api.exception_handler(StageFailed)
+async def _stage_failed(request: Request, exc: StageFailed):
+    return _error(exc.status, exc.reason)
+
+
+def _error(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=status)
+
+
+async def _awaited(response):
+    return await response
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25})
+@serve.ingress(api)
+class RAGPipeline:
+    def __init__(self, normalizer: DeploymentHandle, retriever: DeploymentHandle,
+                 reranker: DeploymentHandle, generator: DeploymentHandle):
+        self.normalizer, self.retriever = normalizer, retriever
+        self.reranker, self.generator = reranker, generator
+        self.stage_timeout_s = 10.0
+
+    def reconfigure(self, config: dict) -> None:
+        self.stage_timeout_s = float(config.get("stage_timeout_s", 10.0))
+
+    async def _stage(self, name: str, response, timings: dict):
+        """Await one stage with a deadline; turn its failures into a clear HTTP status."""
+        start = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(_awaited(response), self.stage_timeout_s)
+        except asyncio.TimeoutError:
+            response.cancel()
+            raise StageFailed(504, f"{name} did not answer within {self.stage_timeout_s:g}s") from None
+        except (BackPressureError, DeploymentUnavailableError) as exc:
+            raise StageFailed(503, f"{name} has no replica free to take the request: "
+                                   f"{type(exc).__name__}") from None
+        except ray.exceptions.RayActorError:
+            raise StageFailed(503, f"{name}'s replica died while handling the request; retry") from None
+        timings[name] = round(1000 * (time.perf_counter() - start), 2)
+        return result
+
+    @api.post("/", response_model=Answer, responses={
+        400: {"description": "The body is not JSON."},
+        413: {"description": f"The body is larger than {MAX_BODY_BYTES} bytes."},
+        422: {"description": "A field is missing, of the wrong type or out of range."},
+        503: {"description": "A stage has no replica available."},
+        504: {"description": "A stage did not answer within stage_timeout_s."}})
+    async def ask(self, ask: Ask) -> Answer:
+        timings: dict[str, float] = {}
+        question = await self._stage("Normalizer", self.normalizer.normalize.remote(ask.question), timings)
+        candidates = await self._stage("Retriever", self.retriever.retrieve.remote(question), timings)
+        ranked = await self._stage("Reranker", self.reranker.rerank.remote(question, candidates), timings)
+        contexts = ranked["ranked"][: ask.top_k]
+        generated = await self._stage("Generator", self.generator.generate.remote(question, contexts), timings)
+        return Answer(question=question, answer=generated["answer"], contexts=contexts,
+                      timings_ms=timings,
+                      placement={"Reranker": ranked["where"], "Generator": generated["where"]})
+
+    @api.get("/stages")
+    async def stages(self) -> dict:
+        """Batching statistics of the Reranker replica that answers."""
+        return {"Reranker": await self.reranker.stats.remote()}
+
+
+def build(model: Optional[str] = None):
+    """The application graph; `model` is passed to the Generator."""
+    return RAGPipeline.bind(Normalizer.bind(), Retriever.bind(), Reranker.bind(),
+                            Generator.bind(model))
+
+
+app = build()
+
+
+class InProcessPipeline:
+    """The same stages in this process, without Serve: the baseline that shows what
+    distribution costs (bench/rag_throughput.py) and a reference for tests."""
+
+    def __init__(self):
+        self.normalizer = Normalizer.func_or_class()
+        self.retriever = Retriever.func_or_class()
+        self.reranker = Reranker.func_or_class()
+        self.model = TemplateModel()
+
+    def ask(self, question: str, top_k: int = 3) -> dict:
+        q = self.normalizer.normalize(question)
+        contexts = self.reranker.score([q], [self.retriever.retrieve(q)])[0][:top_k]
+        return {"question": q, "answer": self.model.generate(q, contexts), "contexts": contexts}

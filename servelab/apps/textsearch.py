@@ -1,0 +1,99 @@
+"""Retrieval and scoring used by the course's Serve apps: plain Python and numpy.
+
+- `BM25`: ranked keyword retrieval, the classic first stage of a RAG pipeline.
+- `Encoder`: turns texts into dense vectors the way a small embedding model would:
+  hashed word and character-trigram features through one fixed weight matrix.
+  Like a real model, its cost is dominated by reading the weights, which a
+  batch reads once for all its texts: that is why batching pays off.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections import Counter
+
+import numpy as np
+
+_WORD = re.compile(r"[a-z0-9_]+")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def stem(word: str) -> str:
+    # Enough to match "pods"/"pod" and "scheduled"/"schedule": no dictionary needed.
+    for suffix in ("ing", "ed", "es", "s", "e"):
+        if len(word) - len(suffix) >= 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def terms(text: str) -> list[str]:
+    return [stem(w) for w in words(text)]
+
+
+class BM25:
+    """Okapi BM25 over a fixed list of documents (k1 and b at their usual values)."""
+
+    def __init__(self, documents: list[str], k1: float = 1.2, b: float = 0.75):
+        self.k1, self.b = k1, b
+        self.docs = [Counter(terms(d)) for d in documents]
+        self.lengths = [sum(d.values()) for d in self.docs]
+        self.avg_len = sum(self.lengths) / max(len(self.docs), 1)
+        df = Counter(t for d in self.docs for t in d)
+        n = len(self.docs)
+        self.idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        """The k best (document index, score) pairs; documents sharing no term are left out."""
+        query_terms = set(terms(query))
+        scored = []
+        for i, (doc, length) in enumerate(zip(self.docs, self.lengths)):
+            norm = self.k1 * (1 - self.b + self.b * length / self.avg_len)
+            score = sum(self.idf[t] * doc[t] * (self.k1 + 1) / (doc[t] + norm)
+                        for t in query_terms if t in doc)
+            if score > 0:
+                scored.append((i, score))
+        scored.sort(key=lambda s: s[1], reverse=True)
+        return scored[:k]
+
+
+class Encoder:
+    """A fixed random projection of hashed features: similar texts get similar vectors.
+
+    `features` x `dim` float32 weights (16 MiB by default), generated from a seed,
+    so every replica holds the same "model" without a download.
+    """
+
+    def __init__(self, features: int = 1 << 14, dim: int = 256, seed: int = 7):
+        self.features, self.dim = features, dim
+        rng = np.random.default_rng(seed)
+        self.weights = rng.standard_normal((features, dim), dtype=np.float32) / math.sqrt(dim)
+
+    def _hashed(self, text: str) -> Counter:
+        grams = Counter()
+        for w in terms(text):
+            grams[zlib.crc32(w.encode()) % self.features] += 2.0
+            padded = f"#{w}#"
+            for i in range(len(padded) - 2):
+                grams[zlib.crc32(padded[i:i + 3].encode()) % self.features] += 1.0
+        return grams
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors, one row per text; one matrix product for the whole batch."""
+        x = np.zeros((len(texts), self.features), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for col, count in self._hashed(text).items():
+                x[row, col] = count
+        v = x @ self.weights
+        norms = np.linalg.norm(v, axis=1, keepdims=True)
+        return v / np.maximum(norms, 1e-9)
+
+    def ready(self) -> bool:
+        return self.weights.shape == (self.features, self.dim) and bool(np.isfinite(self.weights[0, 0]))
