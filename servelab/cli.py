@@ -172,6 +172,23 @@ def cmd_labs(args) -> int:
     return 1 if diffs else 0
 
 
+def cmd_load(args) -> int:
+    import json
+
+    from . import load
+
+    payload = json.loads(args.json) if args.json is not None else None
+    report = load.run(args.url, payload, concurrency=args.concurrency, rate=args.rate,
+                      count=args.count, duration_s=args.duration, timeout_s=args.timeout)
+    print(json.dumps(report.as_dict(), indent=2) if args.as_json else report.summary())
+    if args.plot:
+        from .plots import plot_load
+
+        plot_load(report).figure.savefig(args.plot, dpi=100, bbox_inches="tight")
+        print(f"wrote {args.plot}")
+    return 0 if report.ok else 1
+
+
 def _target_options(parser, target: bool = True) -> None:
     if target:
         parser.add_argument("--target", choices=["local", "kubernetes"],
@@ -223,6 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check KubeRay manifests (exit 1 on errors)")
     validate.add_argument("files", nargs="+")
     validate.set_defaults(func=cmd_validate)
+
+    ld = sub.add_parser("load", help="bounded load on a Serve endpoint on this machine (loopback only)")
+    ld.add_argument("url", help="for example http://127.0.0.1:8000/rag/")
+    ld.add_argument("--json", help='the request body, e.g. \'{"question": "why pending?"}\' (POST)')
+    ld.add_argument("--concurrency", "-c", type=int, default=1, help="clients in flight (default 1)")
+    ld.add_argument("--rate", type=float, help="fixed requests per second instead of a closed loop")
+    ld.add_argument("--count", "-n", type=int, default=100, help="at most this many requests")
+    ld.add_argument("--duration", type=float, default=30, help="at most this many seconds")
+    ld.add_argument("--timeout", type=float, default=10, help="per-request timeout in seconds")
+    ld.add_argument("--as-json", action="store_true", help="print the summary as JSON")
+    ld.add_argument("--plot", help="save a latency/error timeline as this PNG")
+    ld.set_defaults(func=cmd_load)
 
     lab = sub.add_parser("labs", help="student labs generated from grading/source")
     lab.add_argument("action", choices=["generate", "check"])

@@ -131,3 +131,21 @@ class Course:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def roundtrip(lab: str, variants: dict[str, dict[str, str]] | None = None,
+              grading: Path = GRADING) -> dict[str, Result]:
+    """Autograde a lab's solution, its untouched student version ("untouched") and
+    named variants: each maps grade_ids to the code that replaces the solution's."""
+    with Course(lab, grading) as course:
+        student = course.student_version
+        solution = solution_answers(lab, grading)
+        course.submit("solution", fill(student, solution))
+        course.submit("untouched", fill(student, {}))
+        for name, changes in (variants or {}).items():
+            unknown = set(changes) - set(solution)
+            if unknown:
+                raise ValueError(f"{lab} has no solution cells {sorted(unknown)}")
+            course.submit(name, fill(student, {**solution, **changes}))
+        course.autograde()
+        return course.results()

@@ -48,15 +48,7 @@ BROKEN = 'MANIFEST = "kind: RayCluster\\n  spec: [unclosed"\n'
 
 @pytest.fixture(scope="module")
 def graded():
-    with grading.Course(LAB) as course:
-        student = course.student_version
-        solution = grading.solution_answers(LAB)
-        course.submit("solution", grading.fill(student, solution))
-        course.submit("untouched", grading.fill(student, {}))
-        course.submit("halfright", grading.fill(student, {**solution, "manifest": HALF_RIGHT}))
-        course.submit("broken", grading.fill(student, {**solution, "manifest": BROKEN}))
-        course.autograde()
-        yield course.results()
+    return grading.roundtrip(LAB, {"halfright": {"manifest": HALF_RIGHT}, "broken": {"manifest": BROKEN}})
 
 
 def test_solution_scores_full_marks(graded):

@@ -95,3 +95,20 @@ def test_percentile_nearest_rank():
     assert load.percentile(values, 50) == 50
     assert load.percentile(values, 99) == 99
     assert load.percentile([3.0], 99) == 3.0
+
+
+def test_cli_load_prints_summary_and_plot(url, tmp_path, capsys):
+    from servelab.cli import main
+
+    png = tmp_path / "load.png"
+    assert main(["load", url, "--json", '{"sleep": 0.01}', "-c", "2", "-n", "20", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "20 requests (2 clients" in out and "20 ok" in out
+    assert png.stat().st_size > 10_000
+
+
+def test_cli_load_refuses_remote_hosts(capsys):
+    from servelab.cli import main
+
+    assert main(["load", "http://192.0.2.1:8000/", "-n", "1"]) == 1
+    assert "only sent to this machine" in capsys.readouterr().err

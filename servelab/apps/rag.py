@@ -99,7 +99,9 @@ class Retriever(Switches):
             raise RuntimeError(f"index holds {len(self.index)} documents, expected {len(DOCS)}")
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.5})
+# Batches can only be as big as the requests a replica accepts at once: keep
+# max_ongoing_requests above max_batch_size.
+@serve.deployment(max_ongoing_requests=32, ray_actor_options={"num_cpus": 0.5})
 class Reranker(Switches):
     """Blends the BM25 score with the encoder's cosine similarity, in batches."""
 
@@ -172,16 +174,19 @@ class Generator(Switches):
     def __init__(self, model: Optional[str] = None):
         self.model = load_model(model)
         self.simulated_ms = 0.0
+        self.device = asyncio.Lock()
 
     def reconfigure(self, config: dict) -> None:
         super().reconfigure(config)
-        # Time a GPU would spend decoding. An async sleep holds the replica's slot
-        # (so queues and autoscaling behave as with a real model) but no host CPU.
+        # Time a GPU would spend decoding one request. The device runs one request
+        # at a time (no batching here), so requests queue inside the replica as on
+        # a real accelerator; the wait is an async sleep, costing no host CPU.
         self.simulated_ms = float(config.get("simulated_gpu_ms", 0))
 
     async def generate(self, question: str, contexts: list[dict]) -> dict:
         if self.simulated_ms:
-            await asyncio.sleep(self.simulated_ms / 1000)
+            async with self.device:
+                await asyncio.sleep(self.simulated_ms / 1000)
         return {"answer": self.model.generate(question, contexts), "where": where_am_i()}
 
     def check_health(self) -> None:
