@@ -4,6 +4,8 @@ import pytest
 
 from servelab import grading
 
+from roundtrip import check_extremes
+
 pytestmark = pytest.mark.live
 
 LAB = "lab2-rag-pipeline"
@@ -38,13 +40,8 @@ def graded():
                                                 "stages": careless_stages(solution["stages"])}})
 
 
-def test_solution_scores_full_marks(graded):
-    r = graded["solution"]
-    assert (r.total, r.max_total) == (12, 12), r
-
-
-def test_untouched_student_version_scores_zero(graded):
-    assert graded["untouched"].total == 0, graded["untouched"]
+def test_solution_full_marks_untouched_zero(graded):
+    check_extremes(graded, 12)
 
 
 def test_partial_submission_loses_exactly_what_it_broke(graded):

@@ -36,6 +36,7 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .device import SimulatedDevice
 from .knowledge import DOCS
 from .textsearch import BM25, Encoder
 
@@ -173,20 +174,16 @@ def load_model(spec: Optional[str]):
 class Generator(Switches):
     def __init__(self, model: Optional[str] = None):
         self.model = load_model(model)
-        self.simulated_ms = 0.0
-        self.device = asyncio.Lock()
+        self.device = SimulatedDevice()
 
     def reconfigure(self, config: dict) -> None:
         super().reconfigure(config)
-        # Time a GPU would spend decoding one request. The device runs one request
-        # at a time (no batching here), so requests queue inside the replica as on
-        # a real accelerator; the wait is an async sleep, costing no host CPU.
-        self.simulated_ms = float(config.get("simulated_gpu_ms", 0))
+        # Time a GPU would spend decoding one request, one request at a time, so
+        # requests queue inside the replica as on a real accelerator (0: no wait).
+        self.device.fixed_ms = float(config.get("simulated_gpu_ms", 0))
 
     async def generate(self, question: str, contexts: list[dict]) -> dict:
-        if self.simulated_ms:
-            async with self.device:
-                await asyncio.sleep(self.simulated_ms / 1000)
+        await self.device.run()
         return {"answer": self.model.generate(question, contexts), "where": where_am_i()}
 
     def check_health(self) -> None:

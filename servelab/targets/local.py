@@ -185,6 +185,34 @@ def status(cluster: LocalRay) -> dict:
     }
 
 
+def wait_ready(cluster: LocalRay, *, timeout: float = 300, show: bool = True) -> dict:
+    """Wait for the Ready condition, as KubernetesTarget.wait_ready does; a deploy that
+    failed ends the wait at once, and the error names the layer the status points at."""
+    from ..waiting import Stuck
+    from .vocabulary import is_ready
+
+    last: dict = {}
+
+    def ready():
+        last.clear()
+        last.update(status(cluster))
+        apps = (last.get("activeServiceStatus") or {}).get("applicationStatuses") or {}
+        failed = {n: a for n, a in apps.items() if a.get("status") == "DEPLOY_FAILED"}
+        if failed:
+            name, app = next(iter(failed.items()))
+            raise Stuck(last.get("layer") or "application code",
+                        f"application {name!r} DEPLOY_FAILED: {app.get('message', '')[-800:]}")
+        return dict(last) if is_ready(last) else None
+
+    try:
+        return wait_for(ready, what=f"{cluster.name} Ready", layer="Serve", timeout=timeout, show=show)
+    except Stuck as exc:
+        if "DEPLOY_FAILED" in str(exc) or not last.get("layer"):
+            raise
+        raise Stuck(last["layer"], f"{cluster.name} not Ready after {timeout:.0f}s: "
+                                   f"{last['conditions'][0].get('message', '')}") from None
+
+
 def down(name: str) -> bool:
     cluster = find(name)
     if cluster is None:
