@@ -21,7 +21,7 @@ import math
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Union
 from urllib.parse import urlsplit
 
