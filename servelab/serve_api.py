@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import requests
 
+from .waiting import Stuck, wait_for
+
 
 class ServeAPIError(RuntimeError):
     """The Serve REST API refused a call or could not be reached."""
@@ -92,8 +94,6 @@ class ServeAPI:
 
     def wait_running(self, names: list[str], timeout: float = 180, show: bool = True) -> dict:
         """Wait until every named application is RUNNING; a DEPLOY_FAILED ends the wait at once."""
-        from .waiting import Stuck, wait_for
-
         def running():
             apps = self.applications()
             for name in names:

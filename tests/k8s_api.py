@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from loopback_http import serving
 
 CUSTOM = re.compile(r"^/apis/ray\.io/v1/namespaces/([^/]+)/([a-z]+)(?:/([^/?]+))?$")
 CRD = re.compile(r"^/apis/apiextensions\.k8s\.io/v1/customresourcedefinitions/([^/?]+)$")
@@ -64,17 +65,15 @@ class FakeAPIServer:
             def do_DELETE(self):
                 self._handle("DELETE")
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._serving = serving(Handler)
+        self.url = ""
 
     def __enter__(self) -> "FakeAPIServer":
-        self._thread.start()
+        self.url = self._serving.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serving.__exit__(*exc)
 
     def client(self):
         from kubernetes import client

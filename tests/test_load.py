@@ -1,13 +1,14 @@
 """The load generator against a small real HTTP server on 127.0.0.1."""
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from servelab import load
+
+from loopback_http import serving
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -26,12 +27,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as base:
+        yield base + "/"
 
 
 def test_closed_loop_stops_at_count(url):

@@ -1,12 +1,13 @@
 """ServeAPI against a real HTTP server that answers like Serve's REST API."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from servelab.serve_api import ServeAPI, ServeAPIError
+
+from loopback_http import serving
 
 TOKEN = "s3cret"
 DETAILS = {
@@ -64,12 +65,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 def test_reads_running_replicas_only_by_default(server):

@@ -15,16 +15,6 @@ pytestmark = pytest.mark.live
 MANIFEST = Path(__file__).parent / "manifests" / "local" / "hello-gpu-service.yaml"
 
 
-def wait_ready(cluster, timeout=120):
-    deadline = time.monotonic() + timeout
-    while True:
-        report = local.status(cluster)
-        if report["conditions"][0]["status"] == "True":
-            return report
-        assert time.monotonic() < deadline, report
-        time.sleep(1)
-
-
 def edited(tmp_path, change) -> Path:
     doc = yaml.safe_load(MANIFEST.read_text())
     change(doc)
@@ -40,7 +30,7 @@ def service(request):
 
 
 def test_ready_with_gpu_replicas_on_gpu_nodes(service):
-    report = wait_ready(service)
+    report = local.wait_ready(service, timeout=120, show=False)
     assert report["activeServiceStatus"]["applicationStatuses"]["hello"]["status"] == "RUNNING"
     assert report["placement"]["hello/Hello"] == {"gpu-workers": 2}
     assert len(service.workers) == 2

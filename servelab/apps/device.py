@@ -1,4 +1,9 @@
-"""A stand-in for an accelerator, for lessons on a machine without one.
+"""Accelerators for the course's apps: where a replica runs, and a stand-in device.
+
+`where_am_i()` reports the node and the GPU ids Ray assigned to the calling replica
+(logical GPUs on the local target, real ones on a GPU node).
+
+`SimulatedDevice` stands in for an accelerator on a machine without one.
 
 A call costs `fixed_ms` plus `per_item_ms` for each item in it, and the device runs
 one call at a time, as a GPU runs one forward pass at a time. The fixed part is
@@ -10,6 +15,14 @@ sleep, so it holds the replica's slot but no host CPU.
 from __future__ import annotations
 
 import asyncio
+
+import ray
+
+
+def where_am_i() -> dict:
+    """The node and the GPUs Ray gave this replica."""
+    ctx = ray.get_runtime_context()
+    return {"node_id": ctx.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
 
 
 class SimulatedDevice:

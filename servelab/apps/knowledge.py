@@ -202,6 +202,9 @@ DOCS = [
      "KServe fits per-model services on Kubernetes. Pick by workload shape and operational cost."),
 ]
 
+# What the retrievers index: each note's title and text.
+TEXTS = [f"{title} {text}" for _, title, text in DOCS]
+
 # Questions worded as users ask them, with the note ids that answer them.
 HELD_OUT = [
     ("my worker pods never get scheduled and sit in pending", {"KB-001"}),

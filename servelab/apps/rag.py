@@ -23,6 +23,7 @@ import asyncio
 import importlib
 import time
 import unicodedata
+from collections import deque
 from typing import Optional
 
 import numpy as np
@@ -36,20 +37,14 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .device import SimulatedDevice
-from .knowledge import DOCS
+from .device import SimulatedDevice, where_am_i
+from .knowledge import DOCS, TEXTS
 from .textsearch import BM25, Encoder
 
 MAX_QUESTION_CHARS = 2000
 MAX_BODY_BYTES = 16 * 1024
 MAX_TOP_K = 10
 CANDIDATES = 10  # the Retriever hands this many to the Reranker
-
-
-def where_am_i() -> dict:
-    """The node and the (logical) GPUs Ray gave this replica."""
-    ctx = ray.get_runtime_context()
-    return {"node_id": ctx.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
 
 
 class Switches:
@@ -87,7 +82,7 @@ class Retriever(Switches):
     """BM25 over the knowledge base, built once per replica."""
 
     def __init__(self):
-        self.index = BM25([f"{title} {text}" for _, title, text in DOCS])
+        self.index = BM25(TEXTS)
 
     def retrieve(self, query: str, k: int = CANDIDATES) -> list[dict]:
         return [{"id": DOCS[i][0], "title": DOCS[i][1], "score": round(score, 4)}
@@ -109,9 +104,8 @@ class Reranker(Switches):
     def __init__(self, weight: float = 0.5):
         self.weight = weight
         self.encoder = Encoder(dim=1024)
-        self.doc_vectors = dict(zip((d[0] for d in DOCS),
-                                    self.encoder.encode([f"{t} {x}" for _, t, x in DOCS])))
-        self.batch_sizes: list[int] = []
+        self.doc_vectors = dict(zip((d[0] for d in DOCS), self.encoder.encode(TEXTS)))
+        self.batch_sizes: deque[int] = deque(maxlen=1000)  # the most recent batches
 
     def reconfigure(self, config: dict) -> None:
         super().reconfigure(config)
@@ -121,7 +115,7 @@ class Reranker(Switches):
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
     async def rerank(self, queries: list[str], candidates: list[list[dict]]) -> list[dict]:
-        self.batch_sizes = (self.batch_sizes + [len(queries)])[-1000:]
+        self.batch_sizes.append(len(queries))
         here = where_am_i()
         return [{"ranked": ranked, "where": here} for ranked in self.score(queries, candidates)]
 
@@ -293,10 +287,6 @@ def _error(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
 
 
-async def _awaited(response):
-    return await response
-
-
 @serve.deployment(ray_actor_options={"num_cpus": 0.25})
 @serve.ingress(api)
 class RAGPipeline:
@@ -313,7 +303,7 @@ class RAGPipeline:
         """Await one stage with a deadline; turn its failures into a clear HTTP status."""
         start = time.perf_counter()
         try:
-            result = await asyncio.wait_for(_awaited(response), self.stage_timeout_s)
+            result = await asyncio.wait_for(response, self.stage_timeout_s)
         except asyncio.TimeoutError:
             response.cancel()
             raise StageFailed(504, f"{name} did not answer within {self.stage_timeout_s:g}s") from None

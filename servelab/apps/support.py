@@ -12,17 +12,16 @@ The resource shapes here are defaults; a RayService's serveConfigV2 overrides th
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
 
-import ray
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from .device import where_am_i
 from .runbooks import RUNBOOKS
+from .textsearch import BM25
 
 MAX_TICKET_CHARS = 2000
 _WORD = re.compile(r"[a-z0-9]+")
@@ -30,11 +29,6 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
-
-
-def where_am_i() -> dict:
-    ctx = ray.get_runtime_context()
-    return {"node_id": ctx.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
 
 
 @serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0.25})
@@ -48,27 +42,12 @@ class TicketNormalizer:
 class RunbookRetriever:
     """BM25 over the runbooks' titles and symptoms, computed once at start."""
 
-    def __init__(self, k1: float = 1.2, b: float = 0.75):
-        self.k1, self.b = k1, b
-        self.docs = [Counter(words(rb["title"] + " " + rb["symptoms"])) for rb in RUNBOOKS]
-        self.avg_len = sum(sum(d.values()) for d in self.docs) / len(self.docs)
-        df = Counter(w for d in self.docs for w in d)
-        n = len(self.docs)
-        self.idf = {w: math.log(1 + (n - c + 0.5) / (c + 0.5)) for w, c in df.items()}
+    def __init__(self):
+        self.index = BM25([rb["title"] + " " + rb["symptoms"] for rb in RUNBOOKS], tokenize=words)
 
     def retrieve(self, ticket: str, k: int) -> list[dict]:
-        query = set(words(ticket))
-        scored = []
-        for rb, doc in zip(RUNBOOKS, self.docs):
-            length = sum(doc.values())
-            score = sum(
-                self.idf[w] * doc[w] * (self.k1 + 1)
-                / (doc[w] + self.k1 * (1 - self.b + self.b * length / self.avg_len))
-                for w in query if w in doc)
-            if score > 0:
-                scored.append({"id": rb["id"], "title": rb["title"], "score": round(score, 3)})
-        scored.sort(key=lambda s: s["score"], reverse=True)
-        return scored[:k]
+        return [{"id": RUNBOOKS[i]["id"], "title": RUNBOOKS[i]["title"], "score": round(score, 3)}
+                for i, score in self.index.search(ticket, k)]
 
 
 @serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0.5, "num_gpus": 0.25})

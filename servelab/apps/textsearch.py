@@ -13,6 +13,7 @@ import math
 import re
 import zlib
 from collections import Counter
+from typing import Callable
 
 import numpy as np
 
@@ -36,11 +37,15 @@ def terms(text: str) -> list[str]:
 
 
 class BM25:
-    """Okapi BM25 over a fixed list of documents (k1 and b at their usual values)."""
+    """Okapi BM25 over a fixed list of documents (k1 and b at their usual values).
 
-    def __init__(self, documents: list[str], k1: float = 1.2, b: float = 0.75):
-        self.k1, self.b = k1, b
-        self.docs = [Counter(terms(d)) for d in documents]
+    `tokenize` turns a text into terms; by default lower-cased, lightly stemmed words.
+    """
+
+    def __init__(self, documents: list[str], k1: float = 1.2, b: float = 0.75,
+                 tokenize: Callable[[str], list[str]] = terms):
+        self.k1, self.b, self.tokenize = k1, b, tokenize
+        self.docs = [Counter(tokenize(d)) for d in documents]
         self.lengths = [sum(d.values()) for d in self.docs]
         self.avg_len = sum(self.lengths) / max(len(self.docs), 1)
         df = Counter(t for d in self.docs for t in d)
@@ -52,7 +57,7 @@ class BM25:
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """The k best (document index, score) pairs; documents sharing no term are left out."""
-        query_terms = set(terms(query))
+        query_terms = set(self.tokenize(query))
         scored = []
         for i, (doc, length) in enumerate(zip(self.docs, self.lengths)):
             norm = self.k1 * (1 - self.b + self.b * length / self.avg_len)

@@ -23,9 +23,9 @@ from .. import placement
 from ..localray import AUTOSCALER_CONFIG, PROXY_LOCATION, LocalRay, max_nodes
 from ..ports import LOOPBACK
 from ..serve_api import ServeAPIError
-from ..waiting import wait_for
+from ..waiting import Stuck, wait_for
 from . import ManifestError, read_manifest  # noqa: F401  (ManifestError is part of this API)
-from .vocabulary import condition, diagnose_applications
+from .vocabulary import condition, diagnose_applications, is_ready
 
 GROUP_LABEL = "servelab.io/group"
 MANIFEST_STATE = "manifest.json"
@@ -188,26 +188,24 @@ def status(cluster: LocalRay) -> dict:
 def wait_ready(cluster: LocalRay, *, timeout: float = 300, show: bool = True) -> dict:
     """Wait for the Ready condition, as KubernetesTarget.wait_ready does; a deploy that
     failed ends the wait at once, and the error names the layer the status points at."""
-    from ..waiting import Stuck
-    from .vocabulary import is_ready
-
     last: dict = {}
+    failed: list[Stuck] = []
 
     def ready():
         last.clear()
         last.update(status(cluster))
         apps = (last.get("activeServiceStatus") or {}).get("applicationStatuses") or {}
-        failed = {n: a for n, a in apps.items() if a.get("status") == "DEPLOY_FAILED"}
-        if failed:
-            name, app = next(iter(failed.items()))
-            raise Stuck(last.get("layer") or "application code",
-                        f"application {name!r} DEPLOY_FAILED: {app.get('message', '')[-800:]}")
+        for name, app in apps.items():
+            if app.get("status") == "DEPLOY_FAILED":
+                failed.append(Stuck(last.get("layer") or "application code",
+                                    f"application {name!r} DEPLOY_FAILED: {app.get('message', '')[-800:]}"))
+                raise failed[-1]
         return dict(last) if is_ready(last) else None
 
     try:
         return wait_for(ready, what=f"{cluster.name} Ready", layer="Serve", timeout=timeout, show=show)
-    except Stuck as exc:
-        if "DEPLOY_FAILED" in str(exc) or not last.get("layer"):
+    except Stuck:
+        if failed or not last.get("layer"):
             raise
         raise Stuck(last["layer"], f"{cluster.name} not Ready after {timeout:.0f}s: "
                                    f"{last['conditions'][0].get('message', '')}") from None
