@@ -15,12 +15,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("SERVELAB_TMPDIR", tempfile.mkdtemp(prefix="b", dir="/tmp"))
 
 import autograde  # noqa: E402
+import fault_recovery  # noqa: E402
 import gpu_rayservice  # noqa: E402
 import lab1_startup  # noqa: E402
 import rag_throughput  # noqa: E402
 
 BENCHES = (("lab1 startup", lab1_startup), ("lab1 autograde", autograde), ("GPU RayService", gpu_rayservice),
-           ("RAG throughput", rag_throughput))
+           ("RAG throughput", rag_throughput), ("fault recovery", fault_recovery))
 only = sys.argv[1:]  # e.g. `python bench/run.py gpu_rayservice`
 for name, bench in BENCHES:
     if only and bench.__name__ not in only:

@@ -32,6 +32,7 @@ from ray.autoscaler.tags import TAG_RAY_USER_NODE_TYPE
 HEAD_TYPE = "headgroup"  # the name KubeRay's translation gives the head group
 GROUP_LABEL = "servelab.io/group"
 UPDATE_INTERVAL_S = "2"  # the autoscaler's loop; Ray's default is 5 s
+MAX_RESTARTS_PER_GROUP = 10
 
 
 def autoscaler_config(name: str, cluster_spec: dict, *, gcs_address: str, temp_dir: str,
@@ -111,17 +112,27 @@ class LocalNodeProvider(FakeMultiNodeProvider):
         super().__init__(provider_config, cluster_name)
         self._nodes[FAKE_HEAD_NODE_ID]["tags"][TAG_RAY_USER_NODE_TYPE] = provider_config["head_node_type"]
         self._log_dir = os.path.dirname(os.path.abspath(provider_config["temp_dir"]))
+        self._restarts: dict[str, int] = {}  # per group: a crash loop stops, as CrashLoopBackOff would
         for type_name, initial in (provider_config.get("initial_workers") or {}).items():
             for _ in range(initial["count"]):
                 self._create_node_with_resources_and_labels(
                     {}, {TAG_RAY_USER_NODE_TYPE: type_name}, 1, initial["resources"], initial["labels"])
 
     def non_terminated_nodes(self, tag_filters):
-        with self.lock:  # a node whose process died is a pod that is gone
+        with self.lock:
             for node_id, node in list(self._nodes.items()):
                 proc = node.get("proc")
-                if proc is not None and proc.poll() is not None:
-                    del self._nodes[node_id]
+                if proc is None or proc.poll() is None:
+                    continue
+                # A node whose process died (a crash, `servelab fault kill-node`) is a pod
+                # that is gone, and KubeRay recreates a pod the RayCluster still wants.
+                # The autoscaler removes nodes through terminate_node, never this way.
+                del self._nodes[node_id]
+                type_name = node["tags"][TAG_RAY_USER_NODE_TYPE]
+                if self._restarts.get(type_name, 0) < MAX_RESTARTS_PER_GROUP:
+                    self._restarts[type_name] = self._restarts.get(type_name, 0) + 1
+                    self._create_node_with_resources_and_labels(
+                        {}, {TAG_RAY_USER_NODE_TYPE: type_name}, 1, node["resources"], node["labels"])
         return super().non_terminated_nodes(tag_filters)
 
     def _create_node_with_resources_and_labels(self, node_config, tags, count, resources, labels):
@@ -150,9 +161,10 @@ class LocalNodeProvider(FakeMultiNodeProvider):
                 proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True,
                                         preexec_fn=processes.die_with_parent)
+            processes.record_session(self._log_dir, proc.pid)
             all_tags = {TAG_RAY_NODE_KIND: NODE_KIND_WORKER, TAG_RAY_USER_NODE_TYPE: type_name,
                         TAG_RAY_NODE_NAME: node_id, TAG_RAY_NODE_STATUS: STATUS_UP_TO_DATE, **tags}
-            self._nodes[node_id] = {"tags": all_tags, "proc": proc}
+            self._nodes[node_id] = {"tags": all_tags, "proc": proc, "resources": resources, "labels": labels}
 
     def _terminate_node(self, node):
         proc = node["proc"]

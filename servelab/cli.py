@@ -189,6 +189,62 @@ def cmd_load(args) -> int:
     return 0 if report.ok else 1
 
 
+FAULT_ARGS = {"kill-replica": ["APP", "DEPLOYMENT"], "hang-replica": ["APP", "DEPLOYMENT"],
+              "fail-health": ["APP", "DEPLOYMENT"], "lose-state": ["APP", "DEPLOYMENT"],
+              "kill-node": ["GROUP"], "bad-rollout": ["FILE"],
+              "kill-controller": [], "kill-proxy": [], "kill-head": []}
+
+
+def _local_cluster(name: str | None) -> LocalRay:
+    clusters = _select(name)
+    if len(clusters) == 1:
+        return clusters[0]
+    running = ", ".join(c.name for c in LocalRay.find()) or "none"
+    raise ValueError(f"{'no' if not clusters else 'more than one'} local cluster "
+                     f"{'named ' + repr(name) if name else 'running'}: pick one with --name (running: {running})")
+
+
+def cmd_fault(args) -> int:
+    import contextlib
+    import json
+
+    from . import faults as fault_lib
+
+    wanted = FAULT_ARGS[args.verb]
+    if len(args.args) != len(wanted):
+        raise ValueError(f"usage: servelab fault {args.verb} {' '.join(wanted)}".rstrip()
+                         + f" (got {len(args.args)} argument(s))")
+    kwargs = {"count": args.count} if args.verb == "kill-replica" else {}
+    with contextlib.ExitStack() as stack:
+        if args.target == "kubernetes":
+            if not args.name:
+                raise ValueError("name the RayService or RayCluster: servelab fault VERB ... --target kubernetes --name NAME")
+            target = _kubernetes(args)
+            dashboard = args.dashboard
+            if not dashboard:
+                forward = stack.enter_context(target.port_forward(args.name, args.kind))
+                dashboard = forward.dashboard_url
+            faults = fault_lib.KubernetesFaults(target, args.name, dashboard, kind=args.kind,
+                                                namespace=args.namespace)
+        else:
+            faults = fault_lib.LocalFaults(_local_cluster(args.name))
+        if not args.measure:
+            fault = faults.inject(args.verb, *args.args, **kwargs)
+            if args.as_json:
+                print(json.dumps(fault.as_dict(), indent=2, default=str))
+            return 0
+        from . import recovery
+
+        payload = json.loads(args.json) if args.json is not None else None
+        result = recovery.measure(faults, lambda f: f.inject(args.verb, *args.args, **kwargs), args.measure,
+                                  payload, concurrency=args.concurrency, max_s=args.max, retries=args.retries)
+    print(json.dumps(result.as_dict(), indent=2) if args.as_json else result.summary())
+    if args.plot:
+        result.plot().figure.savefig(args.plot, dpi=100, bbox_inches="tight")
+        print(f"wrote {args.plot}")
+    return 0 if result.recovered else 1
+
+
 def _target_options(parser, target: bool = True) -> None:
     if target:
         parser.add_argument("--target", choices=["local", "kubernetes"],
@@ -253,6 +309,29 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("--plot", help="save a latency/error timeline as this PNG")
     ld.set_defaults(func=cmd_load)
 
+    fault = sub.add_parser(
+        "fault", help="inject a fault into a cluster servelab runs (and measure recovery under load)",
+        description="Verbs and their arguments: " + "; ".join(
+            f"{verb} {' '.join(a)}".strip() for verb, a in FAULT_ARGS.items())
+        + ". kill-head is for the Kubernetes target only.")
+    fault.add_argument("verb", choices=list(FAULT_ARGS))
+    fault.add_argument("args", nargs="*", help="APP DEPLOYMENT, GROUP or FILE, as the verb needs")
+    fault.add_argument("--name", help="the local cluster (default: the only one running), "
+                                      "or the Kubernetes RayService/RayCluster")
+    fault.add_argument("--count", type=int, default=1, help="kill-replica: how many replicas")
+    fault.add_argument("--dashboard", help="kubernetes: a dashboard URL you already port-forward "
+                                           "(default: servelab starts a port-forward)")
+    fault.add_argument("--measure", metavar="URL",
+                       help="send bounded load to URL while injecting, and report recovery")
+    fault.add_argument("--json", help="--measure: the request body (POST)")
+    fault.add_argument("--concurrency", "-c", type=int, default=4, help="--measure: clients in flight")
+    fault.add_argument("--max", type=float, default=120, help="--measure: give up after this many seconds")
+    fault.add_argument("--retries", type=int, default=0, help="--measure: client retries on 502/503/504")
+    fault.add_argument("--as-json", action="store_true", help="print the record or result as JSON")
+    fault.add_argument("--plot", help="--measure: save latency, errors and replicas over time as this PNG")
+    _target_options(fault)
+    fault.set_defaults(func=cmd_fault)
+
     lab = sub.add_parser("labs", help="student labs generated from grading/source")
     lab.add_argument("action", choices=["generate", "check"])
     lab.set_defaults(func=cmd_labs)
@@ -264,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (Stuck, ServeAPIError, RuntimeError, ValueError) as exc:  # ManifestError is a ValueError
+    except (Stuck, ServeAPIError, RuntimeError, ValueError) as exc:  # ManifestError is a ValueError;
+        # FaultError is a RuntimeError
         print(f"servelab: {exc}", file=sys.stderr)
         return 1
 

@@ -39,6 +39,7 @@ class Sample:
     latency_s: float
     status: int        # HTTP status; 0 when no response came back (refused, reset, timeout)
     error: str = ""
+    attempts: int = 1  # more than 1 when the client retried (see `retries`)
 
     @property
     def ok(self) -> bool:
@@ -75,6 +76,11 @@ class Report:
         return self.sent - self.ok
 
     @property
+    def retried(self) -> int:
+        """Requests that needed more than one attempt (whatever their final outcome)."""
+        return sum(s.attempts > 1 for s in self.samples)
+
+    @property
     def throughput(self) -> float:
         """Successful requests per second."""
         return self.ok / self.duration_s if self.duration_s > 0 else 0.0
@@ -108,7 +114,7 @@ class Report:
         return rows
 
     def as_dict(self) -> dict:
-        return {"sent": self.sent, "ok": self.ok, "failed": self.failed,
+        return {"sent": self.sent, "ok": self.ok, "failed": self.failed, "retried": self.retried,
                 "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
                 "duration_s": round(self.duration_s, 3), "concurrency": self.concurrency,
                 "rate": self.rate, "stopped_by": self.stopped_by,
@@ -143,11 +149,15 @@ def check_loopback(url: str) -> None:
 def run(url: str, payload: Payload | Callable[[int], Payload] = None, *,
         concurrency: int = 1, rate: float | None = None, count: int = 100,
         duration_s: float = 30.0, timeout_s: float = 10.0, method: str = "POST",
+        retries: int = 0, stop: threading.Event | None = None,
         on_progress: Callable[[int, int], None] | None = None) -> Report:
     """Send at most `count` requests for at most `duration_s` seconds; return a Report.
 
     `payload` is JSON-encoded (dict or list), sent as is (str or bytes), or a
     function of the request number returning either, to vary the requests.
+    `retries` resends a request that got no answer or a 502/503/504 (what a
+    client with a retry policy does during a fault), after a short pause.
+    Setting `stop` ends the run early (no new requests; those in flight finish).
     """
     check_loopback(url)
     if not 1 <= count <= MAX_COUNT:
@@ -158,6 +168,8 @@ def run(url: str, payload: Payload | Callable[[int], Payload] = None, *,
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     if rate is not None and rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
+    if not 0 <= retries <= 5:
+        raise ValueError(f"retries must be between 0 and 5, got {retries}")
 
     make = payload if callable(payload) else (lambda i: payload)
     samples: list[Sample] = []
@@ -175,6 +187,9 @@ def run(url: str, payload: Payload | Callable[[int], Payload] = None, *,
             if time.monotonic() >= deadline:
                 stopped["by"] = "time"
                 return None
+            if stop is not None and stop.is_set():
+                stopped["by"] = "stop"
+                return None
             if rate is not None:
                 # Fixed rate: request i is due at t0 + i / rate.
                 due = t0 + issued / rate
@@ -189,10 +204,12 @@ def run(url: str, payload: Payload | Callable[[int], Payload] = None, *,
         while (i := next_index()) is not None:
             if rate is not None:
                 time.sleep(max(0.0, t0 + i / rate - time.monotonic()))
-            sample = _send(session, method, url, make(i), timeout_s, t0)
+            sample = _send(session, method, url, make(i), timeout_s, t0, retries)
             with lock:
                 samples.append(sample)
                 done = len(samples)
+            if sample.status == 0 and rate is None:
+                time.sleep(NO_ANSWER_PAUSE_S)
             if on_progress:
                 on_progress(done, count)
         session.close()
@@ -208,8 +225,16 @@ def run(url: str, payload: Payload | Callable[[int], Payload] = None, *,
     return Report(samples, elapsed, concurrency, rate, stopped["by"])
 
 
+# A refused connection fails in microseconds: a closed-loop client that got no
+# answer waits this long before its next request, so a dead endpoint is not
+# hammered in a tight loop (which would also starve the recovery it measures).
+NO_ANSWER_PAUSE_S = 0.05
+RETRY_ON = (0, 502, 503, 504)  # no answer, or the proxy/app says "try again"
+RETRY_PAUSE_S = 0.1
+
+
 def _send(session: requests.Session, method: str, url: str, payload: Payload,
-          timeout_s: float, t0: float) -> Sample:
+          timeout_s: float, t0: float, retries: int = 0) -> Sample:
     if isinstance(payload, (dict, list)):
         kwargs = {"data": json.dumps(payload), "headers": {"Content-Type": "application/json"}}
     elif payload is None:
@@ -217,9 +242,13 @@ def _send(session: requests.Session, method: str, url: str, payload: Payload,
     else:
         kwargs = {"data": payload, "headers": {"Content-Type": "application/json"}}
     start = time.monotonic()
-    try:
-        reply = session.request(method, url, timeout=timeout_s, **kwargs)
-        status, error = reply.status_code, "" if reply.ok else reply.text[:200]
-    except requests.RequestException as exc:
-        status, error = 0, type(exc).__name__
-    return Sample(start - t0, time.monotonic() - start, status, error)
+    for attempt in range(1, retries + 2):
+        try:
+            reply = session.request(method, url, timeout=timeout_s, **kwargs)
+            status, error = reply.status_code, "" if reply.ok else reply.text[:200]
+        except requests.RequestException as exc:
+            status, error = 0, type(exc).__name__
+        if status not in RETRY_ON or attempt > retries:
+            break
+        time.sleep(RETRY_PAUSE_S)
+    return Sample(start - t0, time.monotonic() - start, status, error, attempt)

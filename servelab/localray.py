@@ -34,7 +34,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from . import processes
+from . import fault_flags, processes
 from .ports import LOOPBACK, Ports, choose_ports
 from .serve_api import ServeAPI
 from .waiting import Stuck, wait_for
@@ -145,6 +145,7 @@ class LocalRay:
             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # node IP stays 127.0.0.1
             "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": str(self.drain_s),
             "RAY_USAGE_STATS_ENABLED": "0",
+            fault_flags.ENV: str(self._dir / "faults"),  # where `servelab fault` flags replicas
         }
 
     # -- lifecycle -------------------------------------------------------
@@ -285,6 +286,7 @@ class LocalRay:
         """
         if not self.running:
             raise RuntimeError("start the cluster before adding workers")
+        self._adopt_workers()
         from . import worker_node
         from .ports import worker_ports
 
@@ -298,7 +300,8 @@ class LocalRay:
                                     stderr=subprocess.STDOUT, start_new_session=True,
                                     preexec_fn=processes.die_with_parent if self.die_with_owner else None)
         record = {"pid": proc.pid, "started": psutil.Process(proc.pid).create_time(),
-                  "ports": ports, "num_cpus": num_cpus, "num_gpus": num_gpus, "labels": labels or {}}
+                  "ports": ports, "num_cpus": num_cpus, "num_gpus": num_gpus, "memory": memory,
+                  "labels": labels or {}}
         self.workers.append(record)
         self._children.append(proc)
         self._write_state()
@@ -340,9 +343,23 @@ class LocalRay:
         if self.dir is None:
             return
         self._disconnect_driver()
-        for worker in self.workers:  # workers first, so the head does not see them die
-            if _same_process(worker["pid"], worker["started"]):
-                os.kill(worker["pid"], signal.SIGTERM)
+        self._adopt_workers()
+        nodes = []
+        for proc in processes.processes_under(str(self._dir)):
+            try:
+                if proc.status() == psutil.STATUS_STOPPED:  # SIGTERM waits while a process is
+                    proc.resume()                            # stopped (servelab fault hang-replica)
+                if "servelab.worker_node" in proc.cmdline():
+                    nodes.append(proc)
+            except psutil.Error:
+                pass
+        # Worker nodes first (those we added and those the autoscaler launched): a node
+        # that outlives the head waits for it before giving up, which costs the timeout.
+        for proc in nodes:
+            try:
+                proc.terminate()
+            except psutil.Error:
+                pass
         if self._owner_alive():
             os.kill(self.owner_pid, signal.SIGTERM)  # drains, then stops its children
         left = processes.wait_gone(str(self._dir), timeout)
@@ -362,6 +379,16 @@ class LocalRay:
             shutil.rmtree(self._dir, ignore_errors=True)
         if show:
             print(f"Stopped Ray cluster '{self.name}'.")
+
+    def _adopt_workers(self) -> None:
+        """Worker nodes another process added (`servelab fault kill-node` from the CLI
+        replaces a node) are in the state file: stop them with the others."""
+        try:
+            state = json.loads((self._dir / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            return
+        known = {w["pid"] for w in self.workers}
+        self.workers += [w for w in state.get("workers", []) if w.get("pid") not in known]
 
     # -- driver ------------------------------------------------------------
     def connect(self, namespace: str = "servelab", log_to_driver: bool = False):

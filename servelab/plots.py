@@ -48,3 +48,24 @@ def plot_replicas(samples: list[dict], *, ax=None, title: str = "replicas over t
     ax.set_title(title)
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_recovery(result, *, bucket_s: float = 1.0, ax=None):
+    """A fault under load: latency and failures over time (top), replicas (bottom), fault marked."""
+    marks = {result.fault.verb: result.fault_at_s}
+    if result.rollback_at_s is not None:
+        marks["rollback"] = result.rollback_at_s
+    if result.recovered_at_s is not None:
+        marks["recovered"] = result.recovered_at_s
+    if ax is None:
+        _, (ax, below) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 2]})
+    else:
+        below = None
+    plot_load(result.report, bucket_s=bucket_s, marks=marks, ax=ax)
+    ax.set_title(result.fault.describe(), fontsize=9)
+    if below is not None and result.samples:
+        plot_replicas(result.samples, ax=below, title="")
+        for at in marks.values():
+            below.axvline(at, color="black", linestyle="--", linewidth=1)
+    return ax

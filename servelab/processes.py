@@ -5,7 +5,8 @@ A cluster's processes are found three ways, because each alone misses some:
   `ray start` it launches (Ray's process-title rewriting blanks
   /proc/PID/environ of some children, so not every process shows it);
 - the session id: `ray start` (and each worker node) runs in a session of its
-  own, whose id is its pid recorded in <cluster dir>/cluster.json, and Ray's
+  own, whose id is its pid recorded in <cluster dir>/cluster.json (or, for
+  nodes the autoscaler launched, in <cluster dir>/sessions.txt), and Ray's
   children stay in it;
 - descendants of anything found.
 This is how clusters are stopped by their own pids and how tests detect leaks,
@@ -38,8 +39,23 @@ def _is_under(path: str, root: str) -> bool:
     return os.path.join(os.path.realpath(path), "").startswith(root)
 
 
+SESSIONS_FILE = "sessions.txt"
+
+
+def record_session(cluster_dir: str, pid: int) -> None:
+    """Remember a session started for a cluster (a node the autoscaler launched), so its
+    processes are found even after the session's leader died."""
+    with open(os.path.join(cluster_dir, SESSIONS_FILE), "a") as f:
+        f.write(f"{pid}\n")
+
+
 def _owner_pids(root: str) -> set[int]:
     pids = set()
+    for sessions in glob.glob(os.path.join(root, "**", SESSIONS_FILE), recursive=True):
+        try:
+            pids.update(int(line) for line in open(sessions) if line.strip())
+        except (OSError, ValueError):
+            pass
     for state in glob.glob(os.path.join(root, "**", "cluster.json"), recursive=True):
         try:
             data = json.load(open(state))

@@ -89,15 +89,31 @@ def _no_leaked_ray(request):
                         pytrace=False)
 
 
+_worker_leaks: list[str] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """pytest-xdist (controller side): a worker that found leaks at its end fails the run."""
+    leaks = getattr(node, "workeroutput", {}).get("servelab_leaks")
+    if leaks:
+        _worker_leaks.append(leaks)
+
+
 def pytest_sessionfinish(session, exitstatus):
+    if _worker_leaks:
+        session.config.get_terminal_writer().line("\n".join(_worker_leaks), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     root = cluster_root(session.config)
     left = processes.wait_gone(root, timeout=20)
     if left:
         listing = processes.describe(left)
         processes.kill_all(left)
-        session.config.get_terminal_writer().line(
-            f"servelab: {len(left)} Ray processes started by this run were still alive "
-            f"at the end (now killed):\n{listing}", red=True)
+        message = (f"servelab: {len(left)} Ray processes started by this run were still alive "
+                   f"at the end (now killed):\n{listing}")
+        session.config.get_terminal_writer().line(message, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if hasattr(session.config, "workeroutput"):  # a pytest-xdist worker: tell the controller
+            session.config.workeroutput["servelab_leaks"] = message
     if not os.environ.get("SERVELAB_KEEP_LOGS"):
         shutil.rmtree(root, ignore_errors=True)

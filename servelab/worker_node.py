@@ -49,7 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     from ray._private.parameter import RayParams
 
     ports = json.loads(args.ports)
+    # Ray names a node's sockets plasma_store.N / raylet.N in the session folder, picking
+    # the first free N: two nodes starting at the same moment pick the same one and the
+    # second raylet dies with "Address already in use". The node-manager port is unique.
+    sockets = os.path.join(os.path.dirname(os.path.abspath(args.temp_dir)), "s")
+    os.makedirs(sockets, exist_ok=True)
     params = RayParams(
+        plasma_store_socket_name=os.path.join(sockets, f"p{ports['node_manager']}"),
+        raylet_socket_name=os.path.join(sockets, f"r{ports['node_manager']}"),
         node_ip_address="127.0.0.1",
         gcs_address=args.address,
         temp_dir=args.temp_dir,
@@ -70,7 +77,16 @@ def main(argv: list[str] | None = None) -> int:
         include_log_monitor=False,  # the head's log monitor covers this machine
     )
     # shutdown_at_exit installs Ray's SIGTERM handler: drain, stop children, exit.
-    node = ray._private.node.Node(params, head=False, shutdown_at_exit=True, spawn_reaper=True)
+    try:
+        node = ray._private.node.Node(params, head=False, shutdown_at_exit=True, spawn_reaper=True)
+    except BaseException:
+        # A node that failed to join (e.g. its raylet did not register in time) has
+        # already started agents: they must not outlive it.
+        import psutil
+
+        for child in psutil.Process().children(recursive=True):
+            child.kill()
+        raise
     print(f"worker node {node.node_id} up on 127.0.0.1", flush=True)
     while True:  # like `ray start --block`: end when a child dies unexpectedly
         time.sleep(1)

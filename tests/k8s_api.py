@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import parse_qs
 from http.server import BaseHTTPRequestHandler
 
 from loopback_http import serving
@@ -17,6 +18,7 @@ from loopback_http import serving
 CUSTOM = re.compile(r"^/apis/ray\.io/v1/namespaces/([^/]+)/([a-z]+)(?:/([^/?]+))?$")
 CRD = re.compile(r"^/apis/apiextensions\.k8s\.io/v1/customresourcedefinitions/([^/?]+)$")
 DEPLOYMENT = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/?]+)$")
+PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/?]+))?$")
 NO_TYPE = "the server could not find the requested resource"
 
 
@@ -30,6 +32,7 @@ class FakeAPIServer:
         self.crds_installed = crds_installed
         self.operator_ready = operator_ready
         self.objects: dict[tuple[str, str, str], dict] = {}  # (namespace, plural, name) -> object
+        self.pods: dict[tuple[str, str], dict] = {}  # (namespace, name) -> pod
         self.requests: list[tuple[str, str, dict | None]] = []  # method, path with query, body
         self._version = 1000
         server = self
@@ -50,7 +53,11 @@ class FakeAPIServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
                 server.requests.append((method, self.path, body))
-                code, reply = server.route(method, self.path.split("?")[0], body)
+                path, _, query = self.path.partition("?")
+                if method == "GET" and PODS.match(path):
+                    code, reply = server.list_pods(PODS.match(path).group(1), parse_qs(query))
+                else:
+                    code, reply = server.route(method, path, body)
                 self._reply(code, reply)
 
             def do_GET(self):
@@ -64,6 +71,9 @@ class FakeAPIServer:
 
             def do_DELETE(self):
                 self._handle("DELETE")
+
+            def do_PATCH(self):
+                self._handle("PATCH")
 
         self._serving = serving(Handler)
         self.url = ""
@@ -89,7 +99,18 @@ class FakeAPIServer:
         self.objects[(namespace, plural, name)]["status"] = status
 
     # -- routing ---------------------------------------------------------------------
+    def list_pods(self, namespace: str, query: dict):
+        wanted = dict(kv.split("=", 1) for kv in (query.get("labelSelector") or [""])[0].split(",") if kv)
+        items = [p for (ns, _), p in sorted(self.pods.items()) if ns == namespace
+                 and all((p["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())]
+        return 200, {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}
+
     def route(self, method: str, path: str, body: dict | None):
+        if m := PODS.match(path):
+            key = (m.group(1), m.group(2))
+            if method != "DELETE" or key not in self.pods:
+                return 404, status_body(404, "NotFound", f'pods "{m.group(2)}" not found')
+            return 200, self.pods.pop(key)
         if m := CRD.match(path):
             if not self.crds_installed:
                 return 404, status_body(404, "NotFound", f'customresourcedefinitions.apiextensions.k8s.io '
@@ -132,6 +153,11 @@ class FakeAPIServer:
             return 200, self.objects[key]
         if method == "DELETE":
             return 200, self.objects.pop(key)
+        if method == "PATCH":  # a JSON merge patch of the spec
+            merged = json.loads(json.dumps(self.objects[key]))
+            merged["spec"].update((body or {}).get("spec") or {})
+            self.objects[key] = self._stamp(merged)
+            return 200, self.objects[key]
         return 405, status_body(405, "MethodNotAllowed", method)
 
     def _stamp(self, obj: dict) -> dict:

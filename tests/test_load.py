@@ -109,3 +109,47 @@ def test_cli_load_refuses_remote_hosts(capsys):
 
     assert main(["load", "http://192.0.2.1:8000/", "-n", "1"]) == 1
     assert "only sent to this machine" in capsys.readouterr().err
+
+
+class Flaky(BaseHTTPRequestHandler):
+    """Every other request gets 503, as from a replica that is being replaced."""
+    calls = 0
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        Flaky.calls += 1
+        self.send_response(503 if Flaky.calls % 2 else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_retries_resend_a_503_and_are_counted():
+    with serving(Flaky) as base:
+        without = load.run(base + "/", {}, count=10)
+        Flaky.calls = 0
+        with_retry = load.run(base + "/", {}, count=10, retries=1)
+    assert without.failed == 5 and without.retried == 0
+    assert with_retry.failed == 0 and with_retry.retried == 10
+    assert all(s.attempts == 2 for s in with_retry.samples)
+    with pytest.raises(ValueError, match="retries"):
+        load.run(base + "/", {}, retries=9)
+
+
+def test_a_stop_event_ends_the_run_early(url):
+    import threading
+
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    report = load.run(url, {"sleep": 0.02}, concurrency=2, count=10_000, duration_s=20, stop=stop)
+    assert report.stopped_by == "stop" and report.duration_s < 2
+
+
+def test_a_refused_connection_does_not_spin():
+    from servelab.ports import free_port
+
+    report = load.run(f"http://127.0.0.1:{free_port()}/", {}, count=10_000, duration_s=0.5)
+    assert report.statuses.keys() == {0}
+    assert report.sent <= 0.5 / load.NO_ANSWER_PAUSE_S + 2   # paced, not thousands

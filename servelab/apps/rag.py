@@ -37,6 +37,7 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .. import fault_flags
 from .device import SimulatedDevice, where_am_i
 from .knowledge import DOCS, TEXTS
 from .textsearch import BM25, Encoder
@@ -48,9 +49,11 @@ CANDIDATES = 10  # the Retriever hands this many to the Reranker
 
 
 class Switches:
-    """user_config every stage accepts: `fail_health: true` makes check_health raise.
+    """What makes a stage's check_health raise on purpose.
 
-    Fault-injection lessons flip it to show what Serve does with an unhealthy replica.
+    `fail_health: true` in user_config reaches every replica (and their
+    replacements: the whole deployment stays broken until the config changes);
+    `servelab fault fail-health` flags one replica only (servelab.fault_flags).
     """
 
     fail_health = False
@@ -61,6 +64,8 @@ class Switches:
     def _raise_if_told(self) -> None:
         if self.fail_health:
             raise RuntimeError("health check failing on purpose (user_config fail_health)")
+        if fault_flags.raised(fault_flags.UNHEALTHY):
+            raise RuntimeError("health check failing on purpose (servelab fault fail-health)")
 
 
 # --- the stages -----------------------------------------------------------------
