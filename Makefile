@@ -30,11 +30,11 @@ lab: labs
 	  $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 # The whole suite: unit tests, live Ray, nbval on the lessons, nbgrader round trips.
-# Two workers by default, one test file each at a time (a notebook's cells share a
-# kernel; a module shares its cluster): most live tests wait on clusters, not CPU.
-TEST_WORKERS ?= 2
+# TEST_WORKERS=N runs N test files at a time (pytest-xdist; a notebook's cells share a
+# kernel, a module its cluster). Keep 1 on 2 cores: concurrent clusters starve each other.
+TEST_WORKERS ?= 1
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile,) --durations=25 $(PYTEST_ARGS)
 
 # Unit tests only (no Ray cluster started), a few seconds.
 test-quick: $(STAMP)

@@ -17,6 +17,7 @@ is checked against that cluster's own processes before a signal is sent.
 from __future__ import annotations
 
 import copy
+import os
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -85,7 +86,7 @@ class Faults:
     def _roll_out(self, serve_config: dict) -> None:
         raise NotImplementedError
 
-    def kill_head(self) -> Fault:
+    def kill_head(self, *, show: bool = True) -> Fault:
         raise FaultError("kill-head is for the Kubernetes target, where KubeRay recreates the head pod "
                          "(and GCS fault tolerance keeps replicas serving meanwhile); here the head "
                          "is the cluster itself")
@@ -368,10 +369,13 @@ class LocalFaults(Faults):
             return {"pid": sid, "replaced_by": "autoscaler"}
         if not self.cluster._children:  # not the owner (the CLI): the new node must outlive us
             self.cluster.die_with_owner = False
-        new_id = self.cluster.add_worker(num_cpus=record["num_cpus"], num_gpus=record["num_gpus"],
-                                         memory=record.get("memory"), labels=record.get("labels"),
-                                         show=False)
-        return {"pid": sid, "replaced_by": new_id}
+        # Launched, not awaited, as KubeRay recreates a pod: the fault is the node's loss,
+        # and recovery (measured from now) includes the new node's start. (Not from a
+        # thread: a node dies with the thread that started it, see processes.die_with_parent.)
+        self.cluster.add_worker(num_cpus=record["num_cpus"], num_gpus=record["num_gpus"],
+                                memory=record.get("memory"), labels=record.get("labels"),
+                                show=False, wait=False)
+        return {"pid": sid, "replaced_by": "servelab, as KubeRay would"}
 
     def _node_session(self, node: dict) -> int:
         """The session of the process tree that runs this Ray node, found by its raylet."""
@@ -411,8 +415,6 @@ class LocalFaults(Faults):
 
 
 def _sid(pid: int) -> int | None:
-    import os
-
     try:
         return os.getsid(pid)
     except OSError:

@@ -278,7 +278,7 @@ class LocalRay:
 
     def add_worker(self, *, num_cpus: float = 1, num_gpus: float = 0, memory: int | None = None,
                    labels: dict | None = None, resources: dict | None = None,
-                   timeout: float = 120, show: bool = True) -> str:
+                   timeout: float = 120, show: bool = True, wait: bool = True) -> str:
         """Start one more Ray node on 127.0.0.1 and wait until it joins; returns its node id.
 
         On Kubernetes each worker pod is one Ray node; here each is a process tree
@@ -305,6 +305,8 @@ class LocalRay:
         self.workers.append(record)
         self._children.append(proc)
         self._write_state()
+        if not wait:  # the caller does not need the node id (a pod recreated in the background)
+            return ""
 
         def joined():
             if proc.poll() is not None:

@@ -1,5 +1,6 @@
 """`servelab up / status / down` as a learner runs them, in real subprocesses."""
 
+import json
 import subprocess
 import sys
 
@@ -31,6 +32,13 @@ def test_up_status_down():
         assert status.returncode == 0 and cluster.serve_url in status.stdout
         assert requests.get(f"{cluster.dashboard_url}/api/version", timeout=5,
                             headers={"Authorization": f"Bearer {cluster.token}"}).ok
+
+        fault = servelab("fault", "kill-controller", "--name", "clitest", "--as-json")
+        assert fault.returncode == 0, fault.stderr[-2000:]
+        record = json.loads(fault.stdout[fault.stdout.index("{"):])
+        assert record["verb"] == "kill-controller" and record["target"] == "local:clitest"
+        no_group = servelab("fault", "kill-node", "gpu-workers", "--name", "clitest")
+        assert no_group.returncode == 1 and "no ALIVE node in group 'gpu-workers'" in no_group.stderr
     finally:
         down = servelab("down", "--name", "clitest")
     assert down.returncode == 0, down.stderr

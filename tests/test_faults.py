@@ -250,3 +250,10 @@ def test_sentiment_model_forgets_only_when_its_own_pid_is_flagged(tmp_path, monk
     (tmp_path / fault_flags.flag_name(fault_flags.LOSE_STATE, os.getpid())).touch()
     assert model.predict("slow and broken") == {"label": "neutral", "score": 0.0}  # still answers
     assert not model.loaded()
+
+
+def test_kill_head_by_its_cli_name_on_the_local_target_explains_why_not():
+    local = faults.LocalFaults.__new__(faults.LocalFaults)  # no cluster needed to refuse
+    local.target = "local:x"
+    with pytest.raises(faults.FaultError, match="Kubernetes target"):
+        local.inject("kill-head")

@@ -72,13 +72,14 @@ def test_a_failing_health_check_replaces_only_that_replica(rag, faults):
     assert result.report.failed <= CLIENTS
 
 
-def test_losing_a_gpu_node_brings_the_generator_back_on_a_new_gpu_node(rag, faults):
+def test_losing_a_gpu_node_brings_its_replicas_back_gpu_stages_on_gpu_nodes(rag, faults):
     result = measure(rag, faults, lambda f: f.kill_node("gpu-workers"), max_s=150)
     assert result.recovered, result.detail
     lost = {r["deployment"] for r in result.fault.before["lost_replicas"]}
-    assert lost, "the GPU node that was killed ran no replica"
+    gpu_stages = lost & {"Reranker", "Generator"}
+    assert gpu_stages, f"the GPU node that was killed ran no GPU stage (it ran {lost})"
     groups = {n["node_id"]: n["group"] for n in faults._nodes().values()}
-    for name in lost:
+    for name in gpu_stages:  # CPU stages may come back on any node with room
         assert {groups[r.node_id] for r in faults.serve_api.replicas("rag", name)} == {"gpu-workers"}
     assert answers(rag)
 

@@ -52,6 +52,22 @@ def test_gpu_replicas_land_on_the_gpu_node(local_ray, gpu_node):
     assert requests.get(f"{local_ray.serve_url}/hello", timeout=10).status_code == 200
 
 
+def test_a_killed_node_is_recreated_and_its_replicas_come_back(local_ray, gpu_node):
+    from servelab.faults import LocalFaults
+
+    faults = LocalFaults(local_ray)
+    fault = faults.kill_node("gpu-workers", show=False)
+    assert fault.hit[0]["node_id"] == gpu_node
+    assert len(fault.before["lost_replicas"]) == 2      # both Hello replicas were on it
+    deadline = time.monotonic() + 150
+    while not faults.recovered(fault)[0]:
+        assert time.monotonic() < deadline, faults.recovered(fault)[1]
+        time.sleep(1)
+    groups = {n["node_id"]: n["group"] for n in faults._nodes().values()}
+    assert gpu_node not in groups and list(groups.values()).count("gpu-workers") == 1  # a new pod
+    assert {groups[r.node_id] for r in local_ray.serve_api.replicas("hello", "Hello")} == {"gpu-workers"}
+
+
 def test_every_node_stays_on_loopback(local_ray, gpu_node):
     outside = [(ip, port, name) for ip, port, name in processes.listeners(local_ray.processes())
                if ip not in ("127.0.0.1", "::ffff:127.0.0.1") and not name.startswith("ray::ServeReplica")]
