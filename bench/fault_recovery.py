@@ -30,7 +30,7 @@ CASES = [  # (label, inject, extra options)
     ("kill-replica Retriever, client retries once", lambda f: f.kill_replica("rag", "Retriever"), {"retries": 1}),
     ("hang-replica Retriever", lambda f: f.hang_replica("rag", "Retriever"), {}),
     ("fail-health Retriever", lambda f: f.fail_health("rag", "Retriever"), {}),
-    ("kill-node gpu-workers (Generator's node)", lambda f: f.kill_node("gpu-workers"), {"max_s": 180}),
+    ("kill-node gpu-workers (its busiest node)", lambda f: f.kill_node("gpu-workers"), {"max_s": 180}),
     ("bad-rollout (import_path typo), rolled back at DEPLOY_FAILED",
      lambda f: f.bad_rollout(REPO / "manifests" / "faults" / "rag-bad-import.yaml"), {}),
     ("kill-controller", lambda f: f.kill_controller(), {}),
