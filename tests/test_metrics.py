@@ -10,9 +10,9 @@ from servelab import metrics
 
 EXPOSITION = b"""# HELP ray_serve_num_http_requests_total Number of HTTP requests.
 # TYPE ray_serve_num_http_requests_total counter
-ray_serve_num_http_requests_total{route="/rag",http_status_code="200",method="POST"} 90.0
-ray_serve_num_http_requests_total{route="/rag",http_status_code="503",method="POST"} 10.0
-ray_serve_num_http_requests_total{route="/other",http_status_code="200",method="GET"} 5.0
+ray_serve_num_http_requests_total{route="/rag",status_code="200",method="POST"} 90.0
+ray_serve_num_http_requests_total{route="/rag",status_code="503",method="POST"} 10.0
+ray_serve_num_http_requests_total{route="/other",status_code="200",method="GET"} 5.0
 # HELP ray_serve_http_request_latency_ms Latency.
 # TYPE ray_serve_http_request_latency_ms histogram
 ray_serve_http_request_latency_ms_bucket{route="/rag",le="100.0"} 50.0
@@ -44,7 +44,7 @@ def scraped():
 def test_counters_sum_over_series_and_group_by_a_label(scraped):
     assert scraped.total("ray_serve_num_http_requests_total") == 105
     assert scraped.total("ray_serve_num_http_requests_total", route="/rag") == 100
-    assert scraped.by("ray_serve_num_http_requests_total", "http_status_code", route="/rag") == {"200": 90, "503": 10}
+    assert scraped.by("ray_serve_num_http_requests_total", "status_code", route="/rag") == {"200": 90, "503": 10}
     assert scraped.names("ray_serve_num") == ["ray_serve_num_http_requests_total"]
 
 
