@@ -187,21 +187,23 @@ class Faults:
             groups = sorted({n["group"] for n in nodes.values()} - {HEAD_GROUP})
             raise FaultError(f"no ALIVE node in group {group!r} (groups with nodes: {', '.join(groups) or 'none'})")
         # The node with the most replicas on it: a fault on an idle node teaches little.
-        on = {n["node_id"]: self._replicas_on(n["node_id"]) for n in candidates}
-        node = max(candidates, key=lambda n: len(on[n["node_id"]]))
-        lost = on[node["node_id"]]
+        on = self._replicas_by_node()
+        node = max(candidates, key=lambda n: len(on.get(n["node_id"], [])))
+        lost = on.get(node["node_id"], [])
         detail = self._take_node(node)
         hit = [{"what": f"node {_short(node['node_id'])} of {group}", **node, **detail}]
         return self._record("kill-node", hit, show,
                             before={"group_nodes": len(candidates), "lost_replicas": lost})
 
-    def _replicas_on(self, node_id: str) -> list[dict]:
-        out = []
+    def _replicas_by_node(self) -> dict[str, list[dict]]:
+        """RUNNING replicas of every application, by the node they run on."""
+        out: dict[str, list[dict]] = {}
         for app_name, app in self.serve_api.applications().items():
             for dep_name, dep in (app.get("deployments") or {}).items():
                 for r in dep.get("replicas") or []:
-                    if r.get("node_id") == node_id and r.get("state") == "RUNNING":
-                        out.append({"app": app_name, "deployment": dep_name, "replica_id": r["replica_id"]})
+                    if r.get("state") == "RUNNING":
+                        out.setdefault(r.get("node_id"), []).append(
+                            {"app": app_name, "deployment": dep_name, "replica_id": r["replica_id"]})
         return out
 
     def bad_rollout(self, path: str | Path, *, show: bool = True) -> Fault:
@@ -242,6 +244,16 @@ class Faults:
     def kill_proxy(self, *, show: bool = True) -> Fault:
         """Serve's HTTP proxy dies; the controller starts a new one."""
         return self._kill_actor("kill-proxy", "ProxyActor", show)
+
+    def release(self, fault: Fault) -> None:
+        """Let a hung replica continue (SIGCONT) if Serve has not replaced (killed) it yet."""
+        if fault.verb != "hang-replica":
+            return
+        for h in fault.hit:
+            try:
+                self._signal(h, h["pid"], signal.SIGCONT)
+            except Exception:  # already gone: nothing to release
+                pass
 
     def inject(self, verb: str, *args, show: bool = True, **kwargs) -> Fault:
         """Any verb by its CLI name, e.g. inject("kill-replica", "rag", "Retriever")."""
@@ -403,15 +415,6 @@ class LocalFaults(Faults):
 
         _deploy(self.cluster, serve_config, show=False)
 
-    def release(self, fault: Fault) -> None:
-        """Let a hung replica's process continue, if Serve has not replaced (killed) it yet."""
-        if fault.verb != "hang-replica":
-            return
-        for h in fault.hit:
-            try:
-                self._ours(h["pid"]).send_signal(signal.SIGCONT)
-            except (FaultError, OSError):
-                pass
 
 
 def _sid(pid: int) -> int | None:
@@ -548,11 +551,3 @@ class KubernetesFaults(Faults):
         client.CustomObjectsApi(self.k8s.api_client).patch_namespaced_custom_object(
             "ray.io", "v1", self.namespace, "rayservices", self.name, body)
 
-    def release(self, fault: Fault) -> None:
-        """Let a hung replica continue (SIGCONT) if it is still there."""
-        if fault.verb == "hang-replica":
-            for h in fault.hit:
-                try:
-                    self._signal(h, h["pid"], signal.SIGCONT)
-                except Exception:
-                    pass

@@ -345,7 +345,6 @@ class LocalRay:
         if self.dir is None:
             return
         self._disconnect_driver()
-        self._adopt_workers()
         nodes = []
         for proc in processes.processes_under(str(self._dir)):
             try:
@@ -384,7 +383,7 @@ class LocalRay:
 
     def _adopt_workers(self) -> None:
         """Worker nodes another process added (`servelab fault kill-node` from the CLI
-        replaces a node) are in the state file: stop them with the others."""
+        replaces a node) are in the state file: keep them there when adding one."""
         try:
             state = json.loads((self._dir / STATE_FILE).read_text())
         except (OSError, ValueError):

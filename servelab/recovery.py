@@ -156,7 +156,7 @@ def measure(faults: Faults, inject: Callable[[Faults], Fault], url: str, payload
     finally:
         stop.set()
         loader.join(timeout_s + 10)
-        if fault is not None and hasattr(faults, "release"):
+        if fault is not None:
             faults.release(fault)
     if "error" in box:
         raise box["error"]
