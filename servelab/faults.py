@@ -416,7 +416,6 @@ class LocalFaults(Faults):
         _deploy(self.cluster, serve_config, show=False)
 
 
-
 def _sid(pid: int) -> int | None:
     try:
         return os.getsid(pid)
