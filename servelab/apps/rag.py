@@ -38,9 +38,10 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import fault_flags
+from .bake import reranker_encoder
 from .device import SimulatedDevice, where_am_i
 from .knowledge import DOCS, TEXTS
-from .textsearch import BM25, Encoder
+from .textsearch import BM25
 
 MAX_QUESTION_CHARS = 2000
 MAX_BODY_BYTES = 16 * 1024
@@ -108,7 +109,7 @@ class Reranker(Switches):
 
     def __init__(self, weight: float = 0.5):
         self.weight = weight
-        self.encoder = Encoder(dim=1024)
+        self.encoder = reranker_encoder()  # baked into the image, or generated here
         self.doc_vectors = dict(zip((d[0] for d in DOCS), self.encoder.encode(TEXTS)))
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # the most recent batches
 

@@ -81,6 +81,14 @@ class Encoder:
         rng = np.random.default_rng(seed)
         self.weights = rng.standard_normal((features, dim), dtype=np.float32) / math.sqrt(dim)
 
+    @classmethod
+    def from_weights(cls, weights: np.ndarray) -> "Encoder":
+        """An encoder around weights saved earlier (see apps/bake.py)."""
+        encoder = cls.__new__(cls)
+        encoder.features, encoder.dim = weights.shape
+        encoder.weights = np.asarray(weights, dtype=np.float32)
+        return encoder
+
     def _hashed(self, text: str) -> Counter:
         grams = Counter()
         for w in terms(text):

@@ -1,0 +1,23 @@
+# The course environment for an instructor's own JupyterHub (or `docker run -p 8888:8888`):
+# the same pinned packages as `make install`, the student labs generated, JupyterLab on
+# the start page. Labs use the local target inside the container.
+#
+#   docker build -f docker/course.Dockerfile -t servelab-course .
+FROM python:3.11-slim
+
+RUN apt-get update && apt-get install -y --no-install-recommends make \
+ && rm -rf /var/lib/apt/lists/*
+RUN useradd --create-home --uid 1000 learner
+WORKDIR /home/learner/servelab
+COPY --chown=learner . /home/learner/servelab
+USER learner
+ENV PATH=/home/learner/servelab/.venv/bin:$PATH
+
+# One install path for laptops, CI and images: make creates .venv with constraints.txt.
+RUN make install labs
+
+EXPOSE 8888
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8888/api', timeout=4)"
+CMD ["jupyter", "lab", "--ServerApp.ip=0.0.0.0", "--ServerApp.port=8888", "--no-browser", \
+     "--LabApp.default_url=/lab/tree/notebooks/00-start-here.ipynb"]

@@ -1,0 +1,50 @@
+"""The scenario quiz through the real nbgrader CLI: a point per right letter, none otherwise."""
+
+from servelab import grading
+from servelab.quiz import QUESTIONS
+
+import pytest
+
+from roundtrip import check_extremes
+
+LAB = "quiz-scenarios"
+
+
+def cell(key: str) -> str:
+    return "answer_" + key.replace("-", "_")
+
+
+def wrong(key: str) -> str:
+    return next(c for c in QUESTIONS[key].choices if c != QUESTIONS[key].answer)
+
+
+@pytest.fixture(scope="module")
+def graded():
+    keys = list(QUESTIONS)
+    half = {cell(k): f'{cell(k)} = "{wrong(k)}"' for k in keys[::2]}
+    sloppy = {cell(k): f'{cell(k)} = "{QUESTIONS[k].answer.upper()}"' for k in keys[:3]}
+    return grading.roundtrip(LAB, {
+        "all-wrong": {cell(k): f'{cell(k)} = "{wrong(k)}"' for k in keys},
+        "half": half,
+        "sloppy": sloppy,
+    })
+
+
+def test_solution_full_marks_untouched_zero(graded):
+    check_extremes(graded, len(QUESTIONS))
+
+
+def test_a_wrong_letter_earns_nothing(graded):
+    assert graded["all-wrong"].total == 0, graded["all-wrong"]
+
+
+def test_each_question_is_scored_on_its_own(graded):
+    keys = list(QUESTIONS)
+    expected = {"test_" + k.replace("-", "_"): 0.0 if i % 2 == 0 else 1.0 for i, k in enumerate(keys)}
+    assert graded["half"].cells == expected, graded["half"]
+
+
+def test_an_upper_case_letter_is_not_an_answer(graded):
+    assert graded["sloppy"].total == len(QUESTIONS) - 3
+    assert all("AssertionError" in graded["sloppy"].errors["test_" + k.replace("-", "_")]
+               for k in list(QUESTIONS)[:3]), graded["sloppy"].errors
