@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.servelab-installed
 LAB_PORT ?= 8888
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install lab labs test test-quick bench lock clean
+.PHONY: install lab labs test test-quick grade bench lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ test: $(STAMP)
 # Unit tests only (no Ray cluster started), a few seconds.
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -m "not live" $(PYTEST_ARGS)
+
+# Autograde every submission of LAB in an nbgrader course folder (default grading/):
+# make grade LAB=lab2-rag-pipeline [COURSE=path] [FORCE=1]
+grade: $(STAMP)
+	@test -n "$(LAB)" || { echo "usage: make grade LAB=<lab> [COURSE=folder] [FORCE=1]"; exit 2; }
+	$(BIN)/servelab grade $(LAB) --course $(or $(COURSE),grading) $(if $(FORCE),--force,)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

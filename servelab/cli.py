@@ -1,4 +1,4 @@
-"""`servelab` command line: clusters on either target, KubeRay install, validation, student labs."""
+"""`servelab` command line: clusters on either target, KubeRay install, validation, student labs, grading."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+from pathlib import Path
 
 from . import envcheck, labs
 from .localray import LocalRay
@@ -172,6 +173,17 @@ def cmd_labs(args) -> int:
     return 1 if diffs else 0
 
 
+def cmd_grade(args) -> int:
+    from . import autograde
+
+    try:
+        results = autograde.grade(Path(args.course), args.lab, force=args.force, limit_s=args.limit)
+    except autograde.GradingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1 if any(r.score is None for r in results) else 0
+
+
 def cmd_load(args) -> int:
     import json
 
@@ -335,6 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     lab = sub.add_parser("labs", help="student labs generated from grading/source")
     lab.add_argument("action", choices=["generate", "check"])
     lab.set_defaults(func=cmd_labs)
+
+    grade = sub.add_parser("grade", help="autograde every submission of a lab in an nbgrader course folder "
+                                         "(resumable), with feedback, grades.csv and a summary")
+    grade.add_argument("lab", help="the assignment, e.g. lab2-rag-pipeline")
+    grade.add_argument("--course", default=".", help="nbgrader course root holding source/ and submitted/ (default: .)")
+    grade.add_argument("--force", action="store_true", help="regrade students graded by an earlier run")
+    grade.add_argument("--limit", type=float, default=30 * 60, help="wall-clock seconds per submission (default 1800)")
+    grade.set_defaults(func=cmd_grade)
 
     return parser
 
