@@ -52,6 +52,8 @@ bench: $(STAMP)
 # Re-pin every dependency after changing pyproject.toml (review the diff).
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^servelab' > constraints.txt
+	{ echo "# Generated from ../constraints.txt by \`make lock\`: Binder installs exactly the pins"; \
+	  echo "# that \`make install\` does (a test fails if the two differ)."; cat constraints.txt; } > binder/requirements.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache
