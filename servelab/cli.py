@@ -173,6 +173,20 @@ def cmd_labs(args) -> int:
     return 1 if diffs else 0
 
 
+def cmd_check(args) -> int:
+    from . import selfcheck
+
+    notebook = Path(args.notebook) if args.notebook else labs.LABS / args.lab / f"{args.lab}.ipynb"
+    if not notebook.exists():
+        print(f"error: no notebook {notebook}; pass --notebook with your copy of the lab", file=sys.stderr)
+        return 2
+    print(f"Running {notebook} in a fresh kernel, top to bottom, as the grader will "
+          "(a live lab starts its own cluster: minutes)...", flush=True)
+    outcomes = selfcheck.check_notebook(args.lab, notebook, timeout_s=args.timeout)
+    print(selfcheck.report(outcomes))
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
 def cmd_grade(args) -> int:
     from . import autograde
 
@@ -347,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
     lab = sub.add_parser("labs", help="student labs generated from grading/source")
     lab.add_argument("action", choices=["generate", "check"])
     lab.set_defaults(func=cmd_labs)
+
+    check = sub.add_parser("check", help="before you submit: run your lab as the grader will and say, "
+                                         "for each failing visible test, which layer to look at")
+    check.add_argument("lab", help="the lab, e.g. lab2-rag-pipeline")
+    check.add_argument("--notebook", help="your notebook (default: labs/LAB/LAB.ipynb)")
+    check.add_argument("--timeout", type=float, default=600, help="seconds per cell (default 600)")
+    check.set_defaults(func=cmd_check)
 
     grade = sub.add_parser("grade", help="autograde every submission of a lab in an nbgrader course folder "
                                          "(resumable), with feedback, grades.csv and a summary")

@@ -34,7 +34,10 @@ def nbgrader(args: list[str], cwd: Path, check: bool = True) -> subprocess.Compl
 def venv_env(extra: dict | None = None) -> dict:
     """os.environ with this interpreter's bin dir first on PATH (nbgrader runs `alembic`)."""
     bindir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), **(extra or {})}
+    # Kernels started by nbgrader grade the test cells themselves: a lab's own
+    # self-check cell (servelab.selfcheck) stands aside.
+    return {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+            "SERVELAB_NO_SELF_CHECK": "1", **(extra or {})}
 
 
 def scratch_course(grading: Path = GRADING) -> Path:
