@@ -13,6 +13,8 @@ from pathlib import Path
 
 import nbformat
 
+from .labs import graded_cells
+
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 START_PAGE = REPO / "notebooks" / "00-start-here.ipynb"
@@ -96,14 +98,10 @@ CRITERIA = (
 GOALS = OUTCOMES + CRITERIA
 
 
-def graded_cells(lab: str) -> set[str]:
+def graded_ids(lab: str) -> set[str]:
     """grade_ids of the autograded test cells of a lab's nbgrader source."""
     path = REPO / "grading" / "source" / lab / f"{lab}.ipynb"
-    if not path.exists():
-        return set()
-    cells = nbformat.read(path, as_version=4).cells
-    return {c.metadata["nbgrader"]["grade_id"] for c in cells
-            if c.metadata.get("nbgrader", {}).get("grade") and c.metadata["nbgrader"].get("points")}
+    return {grade_id for grade_id, points, _ in graded_cells(path) if points} if path.exists() else set()
 
 
 def problems(goals: tuple[Goal, ...] = GOALS) -> list[str]:
@@ -117,7 +115,7 @@ def problems(goals: tuple[Goal, ...] = GOALS) -> list[str]:
                 out.append(f"{goal.text!r}: no lesson notebooks/{lesson}.ipynb")
         for ref in goal.graded:
             lab, _, grade_id = ref.partition(":")
-            if grade_id not in graded_cells(lab):
+            if grade_id not in graded_ids(lab):
                 out.append(f"{goal.text!r}: {lab} has no graded test cell {grade_id!r}")
     return out
 

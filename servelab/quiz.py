@@ -220,6 +220,11 @@ PRACTICE: dict[str, Question] = {q.key: q for q in [
 ]}
 
 
+def variable(key: str) -> str:
+    """The graded quiz's answer variable for a question, e.g. answer_copied_code."""
+    return "answer_" + key.replace("-", "_")
+
+
 def _inline(text: str) -> str:
     """Escaped HTML with `code` spans."""
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from .labs import LABS
+from .labs import LABS, graded_cells
 
 SKIP_ENV = "SERVELAB_NO_SELF_CHECK"
 TAG = re.compile(r"^\s*\[(Kubernetes|KubeRay|Ray runtime|Serve|application code)\]\s*")
@@ -48,10 +48,7 @@ class Outcome:
 
 def test_cells(lab: str, notebook: Path | None = None) -> list[tuple[str, float, str]]:
     """(grade_id, points, source) of the graded test cells in the learner's notebook."""
-    path = notebook or LABS / lab / f"{lab}.ipynb"
-    cells = nbformat.read(path, as_version=4).cells
-    return [(c.metadata["nbgrader"]["grade_id"], float(c.metadata["nbgrader"].get("points") or 0), c.source)
-            for c in cells if c.metadata.get("nbgrader", {}).get("grade")]
+    return graded_cells(notebook or LABS / lab / f"{lab}.ipynb")
 
 
 def classify(ename: str, message: str) -> tuple[str, str]:
@@ -122,12 +119,9 @@ def check_notebook(lab: str, notebook: Path, timeout_s: float = 600) -> list[Out
     from nbclient import NotebookClient
 
     nb = nbformat.read(notebook, as_version=4)
-    os.environ[SKIP_ENV] = "1"   # the kernel inherits it: no self-check inside the check
-    try:
-        NotebookClient(nb, timeout=timeout_s, allow_errors=True, kernel_name="python3",
-                       resources={"metadata": {"path": str(notebook.parent)}}).execute()
-    finally:
-        os.environ.pop(SKIP_ENV, None)
+    NotebookClient(nb, timeout=timeout_s, allow_errors=True, kernel_name="python3",
+                   resources={"metadata": {"path": str(notebook.parent)}},
+                   ).execute(env={**os.environ, SKIP_ENV: "1"})  # no self-check inside the check
     outcomes = []
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})

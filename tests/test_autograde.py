@@ -10,7 +10,7 @@ import pytest
 
 from servelab import autograde, grading
 from servelab.labs import scratch_course
-from servelab.quiz import QUESTIONS
+from servelab.quiz import QUESTIONS, variable
 
 LAB = "quiz-scenarios"
 
@@ -20,7 +20,7 @@ def answers(right: int) -> dict[str, str]:
     out = {}
     for i, (key, q) in enumerate(QUESTIONS.items()):
         letter = q.answer if i < right else next(c for c in q.choices if c != q.answer)
-        out["answer_" + key.replace("-", "_")] = f'answer_{key.replace("-", "_")} = "{letter}"'
+        out[variable(key)] = f'{variable(key)} = "{letter}"'
     return out
 
 

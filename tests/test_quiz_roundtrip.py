@@ -1,7 +1,7 @@
 """The scenario quiz through the real nbgrader CLI: a point per right letter, none otherwise."""
 
 from servelab import grading
-from servelab.quiz import QUESTIONS
+from servelab.quiz import QUESTIONS, variable
 
 import pytest
 
@@ -10,8 +10,8 @@ from roundtrip import check_extremes
 LAB = "quiz-scenarios"
 
 
-def cell(key: str) -> str:
-    return "answer_" + key.replace("-", "_")
+def grade_id_of(key: str) -> str:
+    return variable(key).replace("answer_", "test_", 1)
 
 
 def wrong(key: str) -> str:
@@ -21,10 +21,10 @@ def wrong(key: str) -> str:
 @pytest.fixture(scope="module")
 def graded():
     keys = list(QUESTIONS)
-    half = {cell(k): f'{cell(k)} = "{wrong(k)}"' for k in keys[::2]}
-    sloppy = {cell(k): f'{cell(k)} = "{QUESTIONS[k].answer.upper()}"' for k in keys[:3]}
+    half = {variable(k): f'{variable(k)} = "{wrong(k)}"' for k in keys[::2]}
+    sloppy = {variable(k): f'{variable(k)} = "{QUESTIONS[k].answer.upper()}"' for k in keys[:3]}
     return grading.roundtrip(LAB, {
-        "all-wrong": {cell(k): f'{cell(k)} = "{wrong(k)}"' for k in keys},
+        "all-wrong": {variable(k): f'{variable(k)} = "{wrong(k)}"' for k in keys},
         "half": half,
         "sloppy": sloppy,
     })
@@ -40,11 +40,11 @@ def test_a_wrong_letter_earns_nothing(graded):
 
 def test_each_question_is_scored_on_its_own(graded):
     keys = list(QUESTIONS)
-    expected = {"test_" + k.replace("-", "_"): 0.0 if i % 2 == 0 else 1.0 for i, k in enumerate(keys)}
+    expected = {grade_id_of(k): 0.0 if i % 2 == 0 else 1.0 for i, k in enumerate(keys)}
     assert graded["half"].cells == expected, graded["half"]
 
 
 def test_an_upper_case_letter_is_not_an_answer(graded):
     assert graded["sloppy"].total == len(QUESTIONS) - 3
-    assert all("AssertionError" in graded["sloppy"].errors["test_" + k.replace("-", "_")]
+    assert all("AssertionError" in graded["sloppy"].errors[grade_id_of(k)]
                for k in list(QUESTIONS)[:3]), graded["sloppy"].errors
