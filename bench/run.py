@@ -17,10 +17,11 @@ os.environ.setdefault("SERVELAB_TMPDIR", tempfile.mkdtemp(prefix="b", dir="/tmp"
 import autograde  # noqa: E402
 import fault_recovery  # noqa: E402
 import gpu_rayservice  # noqa: E402
+import grading_throughput  # noqa: E402
 import lab1_startup  # noqa: E402
 import rag_throughput  # noqa: E402
 
-BENCHES = (("lab1 startup", lab1_startup), ("lab1 autograde", autograde), ("GPU RayService", gpu_rayservice),
+BENCHES = (("lab1 startup", lab1_startup), ("lab1 autograde", autograde), ("grading throughput", grading_throughput), ("GPU RayService", gpu_rayservice),
            ("RAG throughput", rag_throughput), ("fault recovery", fault_recovery))
 only = sys.argv[1:]  # e.g. `python bench/run.py gpu_rayservice`
 for name, bench in BENCHES:

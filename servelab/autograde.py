@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def _autograde_one(course: Path, lab: str, student: str, limit_s: float, force: 
     if force:
         args.append("--force")
     start = time.monotonic()
-    proc = subprocess.Popen(args, cwd=course, env=venv_env(), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(args, cwd=course, env=venv_env({"SERVELAB_PORTS": "free"}), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=limit_s)
@@ -130,7 +131,7 @@ def _scores(course: Path, lab: str, graded: dict[str, Graded]) -> None:
 
 
 def grade(course: Path, lab: str, *, force: bool = False, limit_s: float = DEFAULT_LIMIT_S,
-          show: bool = True) -> list[Graded]:
+          workers: int = 1, show: bool = True) -> list[Graded]:
     """Autograde every submission of `lab` in `course`; write feedback, grades.csv and
     summary-<lab>.csv; return one Graded per student."""
     course = Path(course).resolve()
@@ -140,16 +141,25 @@ def grade(course: Path, lab: str, *, force: bool = False, limit_s: float = DEFAU
     students = submissions(course, lab)
     done = set() if force else _graded_already(course, lab)
     results = {s: Graded(s) for s in students}
-    for i, student in enumerate(students, 1):
-        result = results[student]
+    todo = []
+    for student in students:
         if student in done:
-            result.skipped = True
+            results[student].skipped = True
             if show:
-                print(f"[{i}/{len(students)}] {student}: graded before (use --force to regrade)")
-            continue
+                print(f"{student}: graded before (use --force to regrade)")
+        else:
+            todo.append(student)
+
+    def one(student: str) -> None:
         if show:
-            print(f"[{i}/{len(students)}] {student}: grading...", flush=True)
-        result.seconds, result.error = _autograde_one(course, lab, student, limit_s, force)
+            print(f"{student}: grading...", flush=True)
+        results[student].seconds, results[student].error = _autograde_one(course, lab, student, limit_s, force)
+        if show:
+            print(f"{student}: done in {results[student].seconds:.0f} s", flush=True)
+
+    # Each worker's kernels start their own clusters: free ports keep them apart.
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        list(pool.map(one, todo))
     _scores(course, lab, results)
     for result in results.values():
         if result.score is None and not result.error:

@@ -191,7 +191,8 @@ def cmd_grade(args) -> int:
     from . import autograde
 
     try:
-        results = autograde.grade(Path(args.course), args.lab, force=args.force, limit_s=args.limit)
+        results = autograde.grade(Path(args.course), args.lab, force=args.force, limit_s=args.limit,
+                                  workers=args.workers)
     except autograde.GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -375,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--course", default=".", help="nbgrader course root holding source/ and submitted/ (default: .)")
     grade.add_argument("--force", action="store_true", help="regrade students graded by an earlier run")
     grade.add_argument("--limit", type=float, default=30 * 60, help="wall-clock seconds per submission (default 1800)")
+    grade.add_argument("--workers", type=int, default=1, help="submissions graded at once (default 1)")
     grade.set_defaults(func=cmd_grade)
 
     return parser

@@ -100,3 +100,10 @@ def test_the_cli_names_a_folder_that_is_not_a_course(tmp_path):
     done = subprocess.run([sys.executable, "-m", "servelab.cli", "grade", LAB, "--course", str(tmp_path)],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "not an nbgrader course root" in done.stderr
+
+
+def test_two_workers_give_the_same_grades(course, first_run):
+    parallel = {r.student: r for r in autograde.grade(course, LAB, force=True, workers=2, limit_s=20, show=False)}
+    assert parallel["alice"].score == 10 and parallel["bob"].score == 4
+    assert parallel["carol"].score is None and parallel["erin"].score == 0   # erin: over the limit
+    assert sorted(parallel["bob"].failed) == sorted(first_run["bob"].failed)
