@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.servelab-installed
 LAB_PORT ?= 8888
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install lab labs test test-quick grade bench lock clean
+.PHONY: install system lab labs test test-quick grade bench lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,15 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 install: $(STAMP)
+
+# Debian's bubblewrap, for the grading sandbox: installed when missing and this is root
+# on Debian; otherwise servelab grade says it runs kernels unsandboxed.
+system:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null; }; \
+	  else echo "note: no bwrap (Debian package bubblewrap): grading kernels will not be sandboxed"; fi; }
 
 # Student versions of the graded labs, generated from grading/source.
 labs: $(STAMP)
@@ -33,7 +42,7 @@ lab: labs
 # TEST_WORKERS=N runs N test files at a time (pytest-xdist; a notebook's cells share a
 # kernel, a module its cluster). Keep 1 on 2 cores: concurrent clusters starve each other.
 TEST_WORKERS ?= 1
-test: $(STAMP)
+test: $(STAMP) system
 	$(BIN)/python -m pytest $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile,) --durations=25 $(PYTEST_ARGS)
 
 # Unit tests only (no Ray cluster started), a few seconds.
@@ -42,7 +51,7 @@ test-quick: $(STAMP)
 
 # Autograde every submission of LAB in an nbgrader course folder (default grading/):
 # make grade LAB=lab2-rag-pipeline [COURSE=path] [FORCE=1]
-grade: $(STAMP)
+grade: $(STAMP) system
 	@test -n "$(LAB)" || { echo "usage: make grade LAB=<lab> [COURSE=folder] [FORCE=1]"; exit 2; }
 	$(BIN)/servelab grade $(LAB) --course $(or $(COURSE),grading) $(if $(FORCE),--force,)
 

@@ -8,22 +8,33 @@ and a per-student summary (score, failed test cells, seconds, error) are written
 
 Re-running skips students already in the gradebook unless `force` is given, so an
 interrupted batch resumes where it stopped.
+
+Each kernel runs in a bubblewrap sandbox (sandbox.py) on Serve and dashboard ports
+the grader picked, and every graded test cell that passes in the kernel is run again
+from outside it (crosscheck.py). Several students are graded at once (`workers`).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .labs import nbgrader, venv_env
+import psutil
+
+from . import crosscheck, sandbox
+from .labs import GRADING, REPO, nbgrader, venv_env
+from .ports import free_port
 
 DEFAULT_LIMIT_S = 30 * 60
 TIMED_OUT = "stopped"
@@ -84,24 +95,115 @@ def _graded_already(course: Path, lab: str) -> set[str]:
     return done
 
 
-def _autograde_one(course: Path, lab: str, student: str, limit_s: float, force: bool) -> tuple[float, str]:
+def default_workers() -> int:
+    """Submissions at once: one per core, and at most one per 4 GiB of available memory."""
+    by_memory = psutil.virtual_memory().available // (4 * 1024**3)
+    return max(1, min(os.cpu_count() or 1, by_memory))
+
+
+class GradingRun:
+    """What one `servelab grade` run sets up around nbgrader: a scratch root (short, for
+    Ray's socket paths), the sandboxed kernelspec, nbgrader config selecting it and the
+    cross-checking executor, and a distinct pair of ports per submission."""
+
+    def __init__(self, course: Path, use_sandbox: bool = True, memory_bytes: int = 6 * 1024**3):
+        self.root = Path(tempfile.mkdtemp(prefix="slg", dir="/tmp"))
+        self.sandboxed = use_sandbox
+        self.cgroups = sandbox.cgroup_parent(self.root.name) if use_sandbox else ""
+        self._settings = dict(hide=[str(course), str(GRADING), str(REPO / "tests")],
+                              cpu_s=20 * 60, memory_bytes=memory_bytes, cgroup_parent=self.cgroups)
+        (self.root / "config").mkdir()
+        (self.root / "config" / "nbgrader_config.py").write_text(
+            "# Written by servelab grade for this run only.\n"
+            "from nbgrader.preprocessors import IgnorePattern, LimitOutput, SaveAutoGrades, "
+            "AssignLatePenalties, CheckCellMetadata\n"
+            "from nbconvert.preprocessors import ClearMetadataPreprocessor\n"
+            "from servelab.crosscheck import CrossCheckedExecute\n"
+            "c = get_config()\n"
+            "c.Autograde.autograde_preprocessors = [CrossCheckedExecute, IgnorePattern, ClearMetadataPreprocessor,\n"
+            "    LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]\n"
+            + (f"c.Execute.kernel_name = {sandbox.KERNEL_NAME!r}\n" if use_sandbox else ""))
+        self._lock = threading.Lock()
+        self._ports: set[int] = set()
+        self._count = 0
+
+    def env(self, student: str) -> tuple[dict, Path]:
+        """The environment of one student's nbgrader run, and its scratch folder."""
+        with self._lock:
+            self._count += 1
+            scratch = self.root / f"s{self._count}"
+            ports = []
+            for _ in range(3):
+                ports.append(free_port(self._ports))
+                self._ports.add(ports[-1])
+        scratch.mkdir()
+        jupyter = scratch / "jupyter"
+        if self.sandboxed:
+            sandbox.install_kernel(jupyter, sandbox.Settings(scratch=str(scratch), **self._settings))
+        ends = crosscheck.Endpoints(serve_port=ports[0], dashboard_port=ports[1], scratch=str(scratch))
+        env = venv_env({
+            "SERVELAB_SERVE_PORT": str(ports[0]), "SERVELAB_DASHBOARD_PORT": str(ports[1]),
+            "SERVELAB_METRICS_PORT": str(ports[2]), "SERVELAB_PORTS": "free",
+            "SERVELAB_TMPDIR": str(scratch), crosscheck.ENV: json.dumps(asdict(ends)),
+            "JUPYTER_PATH": os.pathsep.join(filter(None, [str(jupyter), os.environ.get("JUPYTER_PATH")])),
+            "JUPYTER_CONFIG_PATH": os.pathsep.join(filter(None, [str(self.root / "config"),
+                                                                 os.environ.get("JUPYTER_CONFIG_PATH")])),
+        })
+        return env, scratch
+
+    def close(self) -> None:
+        sandbox.remove_cgroups(self.cgroups)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _leftovers(scratch: Path) -> list[psutil.Process]:
+    """Processes still running out of a submission's scratch folder."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            info = proc.info
+            if str(scratch) in " ".join(info["cmdline"] or []) or \
+                    str(scratch) in (info["environ"] or {}).get("SERVELAB_TMPDIR", ""):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def _end_leftovers(scratch: Path) -> None:
+    """Kill anything of this submission still running, then drop its scratch folder."""
+    procs = _leftovers(scratch)
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=10)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _autograde_one(course: Path, lab: str, student: str, limit_s: float, force: bool,
+                   run: GradingRun) -> tuple[float, str]:
     """Run `nbgrader autograde` for one student in its own process group; (seconds, error)."""
     args = [sys.executable, "-m", "nbgrader", "autograde", lab, f"--student={student}"]
     if force:
         args.append("--force")
+    env, scratch = run.env(student)
     start = time.monotonic()
-    proc = subprocess.Popen(args, cwd=course, env=venv_env({"SERVELAB_PORTS": "free"}), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(args, cwd=course, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=limit_s)
     except subprocess.TimeoutExpired:
-        # The kernel and anything it started share the group: end all of it.
+        # nbgrader's group, and through PR_SET_PDEATHSIG the sandboxed kernel's namespace.
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
+        _end_leftovers(scratch)
         # Half-written output is not a grade: remove it so that a re-run tries again.
         shutil.rmtree(course / "autograded" / student / lab, ignore_errors=True)
         return time.monotonic() - start, f"{TIMED_OUT} after the {limit_s:.0f} s limit"
     seconds = time.monotonic() - start
+    _end_leftovers(scratch)
     if proc.returncode != 0:
         errors = [ln for ln in out.splitlines() if "ERROR" in ln or "Error" in ln]
         tail = errors or out.strip().splitlines() or ["nbgrader autograde failed"]
@@ -130,12 +232,22 @@ def _scores(course: Path, lab: str, graded: dict[str, Graded]) -> None:
                                    if g.max_score and (g.score or 0) < g.max_score)
 
 
+def _isolation(use_sandbox: bool | None) -> bool:
+    """Whether kernels run sandboxed: None means "if bwrap works here"."""
+    why_not = sandbox.unavailable() if use_sandbox is not False else "turned off"
+    if use_sandbox and why_not:
+        raise GradingError(f"the grading sandbox cannot run: {why_not} (or pass --no-sandbox)")
+    return not why_not
+
+
 def grade(course: Path, lab: str, *, force: bool = False, limit_s: float = DEFAULT_LIMIT_S,
-          workers: int = 1, show: bool = True) -> list[Graded]:
+          workers: int | None = None, use_sandbox: bool | None = None, show: bool = True) -> list[Graded]:
     """Autograde every submission of `lab` in `course`; write feedback, grades.csv and
     summary-<lab>.csv; return one Graded per student."""
     course = Path(course).resolve()
     _check_course(course, lab)
+    sandboxed = _isolation(use_sandbox)
+    workers = workers or default_workers()
     if not (course / "release" / lab).is_dir():
         nbgrader(["generate_assignment", lab], cwd=course)
     students = submissions(course, lab)
@@ -153,13 +265,21 @@ def grade(course: Path, lab: str, *, force: bool = False, limit_s: float = DEFAU
     def one(student: str) -> None:
         if show:
             print(f"{student}: grading...", flush=True)
-        results[student].seconds, results[student].error = _autograde_one(course, lab, student, limit_s, force)
+        results[student].seconds, results[student].error = _autograde_one(course, lab, student, limit_s,
+                                                                          force, run)
         if show:
             print(f"{student}: done in {results[student].seconds:.0f} s", flush=True)
 
-    # Each worker's kernels start their own clusters: free ports keep them apart.
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        list(pool.map(one, todo))
+    run = GradingRun(course, use_sandbox=sandboxed)
+    if show:
+        memory = "and a memory cgroup" if run.cgroups else "(no cgroup for a memory limit here)"
+        print(f"grading {len(todo)} submission(s) of {lab}, {workers} at a time; kernels "
+              + (f"sandboxed by bwrap {memory}" if sandboxed else "NOT sandboxed"), flush=True)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one, todo))
+    finally:
+        run.close()
     _scores(course, lab, results)
     for result in results.values():
         if result.score is None and not result.error:

@@ -192,7 +192,7 @@ def cmd_grade(args) -> int:
 
     try:
         results = autograde.grade(Path(args.course), args.lab, force=args.force, limit_s=args.limit,
-                                  workers=args.workers)
+                                  workers=args.workers, use_sandbox=args.sandbox)
     except autograde.GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -376,7 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--course", default=".", help="nbgrader course root holding source/ and submitted/ (default: .)")
     grade.add_argument("--force", action="store_true", help="regrade students graded by an earlier run")
     grade.add_argument("--limit", type=float, default=30 * 60, help="wall-clock seconds per submission (default 1800)")
-    grade.add_argument("--workers", type=int, default=1, help="submissions graded at once (default 1)")
+    grade.add_argument("--workers", type=int, default=None,
+                       help="submissions graded at once (default: one per core and per 4 GiB free)")
+    grade.add_argument("--sandbox", action=argparse.BooleanOptionalAction, default=None,
+                       help="run kernels under bwrap (default: when bwrap works here)")
     grade.set_defaults(func=cmd_grade)
 
     return parser
