@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psutil
 
-from . import crosscheck, sandbox
+from . import crosscheck, processes, sandbox
 from .labs import GRADING, REPO, nbgrader, venv_env
 from .ports import free_port
 
@@ -104,7 +104,7 @@ def default_workers() -> int:
 class GradingRun:
     """What one `servelab grade` run sets up around nbgrader: a scratch root (short, for
     Ray's socket paths), the sandboxed kernelspec, nbgrader config selecting it and the
-    cross-checking executor, and a distinct pair of ports per submission."""
+    cross-checking executor, and distinct ports for each submission."""
 
     def __init__(self, course: Path, use_sandbox: bool = True, memory_bytes: int = 6 * 1024**3):
         self.root = Path(tempfile.mkdtemp(prefix="slg", dir="/tmp"))
@@ -173,12 +173,8 @@ def _leftovers(scratch: Path) -> list[psutil.Process]:
 def _end_leftovers(scratch: Path) -> None:
     """Kill anything of this submission still running, then drop its scratch folder."""
     procs = _leftovers(scratch)
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(procs, timeout=10)
+    processes.kill_all(procs)
+    processes.wait_gone_pids(procs, timeout=10)
     shutil.rmtree(scratch, ignore_errors=True)
 
 

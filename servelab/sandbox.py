@@ -18,7 +18,6 @@ IPython kernel under bwrap (Debian's bubblewrap), so a submission's code:
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import resource
@@ -26,8 +25,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from . import processes
 
 KERNEL_NAME = "servelab-sandbox"
 SETTINGS_ENV = "SERVELAB_SANDBOX"  # JSON of Settings, in the kernelspec's env
@@ -114,7 +116,6 @@ def remove_cgroups(parent: str) -> None:
                 group.rmdir()
                 break
             except OSError:
-                import time
                 time.sleep(0.1)
     try:
         os.rmdir(parent)
@@ -145,17 +146,13 @@ def bwrap_argv(settings: Settings, workdir: Path, scratch: Path, command: list[s
     return argv + ["--", *command]
 
 
-def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
         sys.exit("usage: python -m servelab.sandbox CONNECTION_FILE")
     settings = Settings(**json.loads(os.environ.pop(SETTINGS_ENV)))
     scratch = Path(settings.scratch)
     # If nbgrader (our parent) dies, so does bwrap, and with it the whole PID namespace.
-    _die_with_parent()
+    processes.die_with_parent(signal.SIGKILL)
     resource.setrlimit(resource.RLIMIT_CPU, (settings.cpu_s, settings.cpu_s + 5))
     if settings.cgroup_parent:
         _join_memory_cgroup(settings.cgroup_parent, f"{scratch.name}-{os.getpid()}", settings.memory_bytes)

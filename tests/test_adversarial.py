@@ -14,7 +14,7 @@ import pytest
 
 from servelab import autograde, grading, sandbox
 from servelab.labs import GRADING, scratch_course
-from servelab.quiz import QUESTIONS, variable
+from submissions import quiz_answers, submit
 
 pytestmark = [pytest.mark.live,
               pytest.mark.skipif(bool(sandbox.unavailable()), reason=sandbox.unavailable() or "ok")]
@@ -22,18 +22,6 @@ pytestmark = [pytest.mark.live,
 QUIZ = "quiz-scenarios"
 LAB1 = "lab1-serve-basics"
 MARK = "servelab-adversary"  # in the command line of every process a submission leaves behind
-
-
-def right_answers(right: int = 10) -> dict[str, str]:
-    out = {}
-    for i, (key, q) in enumerate(QUESTIONS.items()):
-        letter = q.answer if i < right else next(c for c in q.choices if c != q.answer)
-        out[variable(key)] = f'{variable(key)} = "{letter}"'
-    return out
-
-
-def wrong_answers() -> dict[str, str]:
-    return right_answers(0)
 
 
 def quiz_submission(course: Path, answers: dict[str, str], prelude: str = "",
@@ -45,13 +33,6 @@ def quiz_submission(course: Path, answers: dict[str, str], prelude: str = "",
     cells[0].source = prelude + "\n" + cells[0].source
     cells[-1].source = cells[-1].source + "\n" + postlude
     return nb
-
-
-def submit(course: Path, lab: str, student: str, nb=None, raw: str | None = None) -> None:
-    folder = course / "submitted" / student / lab
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{lab}.ipynb"
-    path.write_text(raw) if raw is not None else nbformat.write(nb, path)
 
 
 def leftovers() -> list[psutil.Process]:
@@ -109,16 +90,16 @@ def quiz_batch():
     before = repo_file.read_bytes()
     os.environ["COURSE"], os.environ["REPO_FILE"] = str(course), str(repo_file)
     batch = {
-        "full": (quiz_submission(course, right_answers()), 10),
-        "partial": (quiz_submission(course, right_answers(6)), 6),
+        "full": (quiz_submission(course, quiz_answers(10)), 10),
+        "partial": (quiz_submission(course, quiz_answers(6)), 6),
         "corrupt": (None, None),
-        "loops": (quiz_submission(course, right_answers(), "while True:\n    pass\n"), 0),
-        "exits": (quiz_submission(course, right_answers(), "import os\nos._exit(3)\n"), 0),
-        "reads": (quiz_submission(course, wrong_answers(), postlude=READ_SECRETS), 0),
-        "writes": (quiz_submission(course, wrong_answers(), WRITE_OUTSIDE), 0),
-        "floods": (quiz_submission(course, right_answers(), "for _ in range(100):\n    print('x' * 1_000_000)\n"), 10),
-        "daemons": (quiz_submission(course, right_answers(), BACKGROUND), 10),
-        "swallows": (quiz_submission(course, wrong_answers(), SWALLOW_ASSERTS), 0),
+        "loops": (quiz_submission(course, quiz_answers(10), "while True:\n    pass\n"), 0),
+        "exits": (quiz_submission(course, quiz_answers(10), "import os\nos._exit(3)\n"), 0),
+        "reads": (quiz_submission(course, quiz_answers(0), postlude=READ_SECRETS), 0),
+        "writes": (quiz_submission(course, quiz_answers(0), WRITE_OUTSIDE), 0),
+        "floods": (quiz_submission(course, quiz_answers(10), "for _ in range(100):\n    print('x' * 1_000_000)\n"), 10),
+        "daemons": (quiz_submission(course, quiz_answers(10), BACKGROUND), 10),
+        "swallows": (quiz_submission(course, quiz_answers(0), SWALLOW_ASSERTS), 0),
     }
     for student, (nb, _) in batch.items():
         submit(course, QUIZ, student, nb, raw="{ not a notebook" if nb is None else None)

@@ -5,32 +5,13 @@ import csv
 import subprocess
 import sys
 
-import nbformat
 import pytest
 
 from servelab import autograde, grading
 from servelab.labs import scratch_course
-from servelab.quiz import QUESTIONS, variable
+from submissions import quiz_answers, submit
 
 LAB = "quiz-scenarios"
-
-
-def answers(right: int) -> dict[str, str]:
-    """The first `right` questions answered correctly, the rest wrongly."""
-    out = {}
-    for i, (key, q) in enumerate(QUESTIONS.items()):
-        letter = q.answer if i < right else next(c for c in q.choices if c != q.answer)
-        out[variable(key)] = f'{variable(key)} = "{letter}"'
-    return out
-
-
-def submit(course, student, nb=None, raw=None):
-    folder = course / "submitted" / student / LAB
-    folder.mkdir(parents=True, exist_ok=True)
-    if raw is not None:
-        (folder / f"{LAB}.ipynb").write_text(raw)
-    else:
-        nbformat.write(nb, folder / f"{LAB}.ipynb")
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +19,9 @@ def course():
     root = scratch_course()
     grading.nbgrader(["generate_assignment", LAB], cwd=root)
     student_nb = root / "release" / LAB / f"{LAB}.ipynb"
-    submit(root, "alice", grading.fill(student_nb, answers(10)))
-    submit(root, "bob", grading.fill(student_nb, answers(4)))
-    submit(root, "carol", raw="{ this is not a notebook")
+    submit(root, LAB, "alice", grading.fill(student_nb, quiz_answers(10)))
+    submit(root, LAB, "bob", grading.fill(student_nb, quiz_answers(4)))
+    submit(root, LAB, "carol", raw="{ this is not a notebook")
     yield root
     import shutil
     shutil.rmtree(root, ignore_errors=True)
@@ -72,7 +53,7 @@ def test_feedback_grades_and_summary_are_written(course, first_run):
 
 
 def test_a_second_run_resumes_and_force_regrades(course, first_run):
-    submit(course, "dave", grading.fill(course / "release" / LAB / f"{LAB}.ipynb", answers(7)))
+    submit(course, LAB, "dave", grading.fill(course / "release" / LAB / f"{LAB}.ipynb", quiz_answers(7)))
     again = {r.student: r for r in autograde.grade(course, LAB, show=False)}
     assert again["alice"].skipped and again["bob"].skipped
     assert again["alice"].score == 10 and again["bob"].score == 4   # read back, not regraded
@@ -84,11 +65,11 @@ def test_a_second_run_resumes_and_force_regrades(course, first_run):
 
 
 def test_a_submission_over_its_time_limit_is_stopped(course, first_run):
-    slow = grading.fill(course / "release" / LAB / f"{LAB}.ipynb", answers(10))
+    slow = grading.fill(course / "release" / LAB / f"{LAB}.ipynb", quiz_answers(10))
     # In an answer cell: nbgrader puts locked cells back as the instructor wrote them.
     answer = next(c for c in slow.cells if c.metadata.get("nbgrader", {}).get("solution"))
     answer.source = "import time\ntime.sleep(600)\n" + answer.source
-    submit(course, "erin", slow)
+    submit(course, LAB, "erin", slow)
     out = {r.student: r for r in autograde.grade(course, LAB, limit_s=20, show=False)}
     assert out["erin"].score == 0 and "limit" in out["erin"].error
     assert out["erin"].seconds < 60
