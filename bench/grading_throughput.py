@@ -1,6 +1,8 @@
 """Seconds per submission and submissions per hour for lab 2 through `servelab grade`,
-with 1 worker and with 2 (the same batch of solution submissions, each run in a fresh
-scratch course). The 1-worker run is the baseline of the ratio."""
+with 1 worker and with N (its default here), kernels sandboxed and test cells
+cross-checked as instructors grade; plus 1 worker without the sandbox, to show what
+isolation costs. The same batch of solution submissions each time, in a fresh scratch
+course. The sandboxed 1-worker run is the baseline of the ratios."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ LAB = "lab2-rag-pipeline"
 SUBMISSIONS = 4
 
 
-def batch(workers: int) -> float:
+def batch(workers: int, use_sandbox: bool = True) -> float:
     course = scratch_course()
     try:
         nbgrader(["generate_assignment", LAB], cwd=course)
@@ -30,7 +32,7 @@ def batch(workers: int) -> float:
             folder.mkdir(parents=True)
             nbformat.write(grading.fill(student_nb, grading.solution_answers(LAB)), folder / f"{LAB}.ipynb")
         start = time.perf_counter()
-        results = autograde.grade(course, LAB, workers=workers, show=False)
+        results = autograde.grade(course, LAB, workers=workers, use_sandbox=use_sandbox, show=False)
         elapsed = time.perf_counter() - start
         assert all(r.score == r.max_score for r in results), autograde.table(results)
         return elapsed
@@ -39,23 +41,30 @@ def batch(workers: int) -> float:
 
 
 def run() -> dict:
+    n = autograde.default_workers()
     serial = batch(1)
-    print(f"  1 worker: {serial:.0f} s for {SUBMISSIONS}", flush=True)
-    parallel = batch(2)
-    print(f"  2 workers: {parallel:.0f} s for {SUBMISSIONS}", flush=True)
-    per = {1: serial / SUBMISSIONS, 2: parallel / SUBMISSIONS}
+    print(f"  1 worker, sandboxed: {serial:.0f} s for {SUBMISSIONS}", flush=True)
+    parallel = batch(n)
+    print(f"  {n} workers, sandboxed: {parallel:.0f} s for {SUBMISSIONS}", flush=True)
+    bare = batch(1, use_sandbox=False)
+    print(f"  1 worker, no sandbox: {bare:.0f} s for {SUBMISSIONS}", flush=True)
+    per = {"serial": serial / SUBMISSIONS, "parallel": parallel / SUBMISSIONS, "bare": bare / SUBMISSIONS}
     body = f"""
 {SUBMISSIONS} solution submissions of lab 2 (every test against a live RAG pipeline), graded by
-`servelab grade` with full marks required.
+`servelab grade` with full marks required. Sandboxed means bubblewrap around each kernel
+and every passing test cell run again from outside it (the default).
 
-| workers | seconds per submission | submissions per hour |
+| run | seconds per submission | submissions per hour |
 |---|---|---|
-| 1 (baseline) | {per[1]:.0f} | {3600 / per[1]:.0f} |
-| 2 | {per[2]:.0f} | {3600 / per[2]:.0f} |
-| **ratio** 1 worker / 2 workers | **{serial / parallel:.2f}×** | |
+| 1 worker, sandboxed (baseline) | {per["serial"]:.0f} | {3600 / per["serial"]:.0f} |
+| {n} workers (the default here), sandboxed | {per["parallel"]:.0f} | {3600 / per["parallel"]:.0f} |
+| 1 worker, `--no-sandbox` | {per["bare"]:.0f} | {3600 / per["bare"]:.0f} |
+| **ratio** 1 worker / {n} workers | **{serial / parallel:.2f}×** | |
+| **ratio** sandboxed / not sandboxed, 1 worker | **{serial / bare:.2f}×** | |
 """
-    write_section("grading-throughput", "Grading throughput: lab 2, 1 and 2 workers", body)
-    return {"serial_s": serial, "parallel_s": parallel, "speedup": serial / parallel}
+    write_section("grading-throughput", f"Grading throughput: lab 2, 1 and {n} workers", body)
+    return {"serial_s": serial, "parallel_s": parallel, "unsandboxed_s": bare, "workers": n,
+            "speedup": serial / parallel, "sandbox_cost": serial / bare}
 
 
 if __name__ == "__main__":
