@@ -45,9 +45,9 @@ TEST_WORKERS ?= 1
 test: $(STAMP) system
 	$(BIN)/python -m pytest $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile,) --durations=25 $(PYTEST_ARGS)
 
-# Unit tests only (no Ray cluster started), a few seconds.
+# Unit tests only: no Ray cluster started, no notebook graded by nbgrader.
 test-quick: $(STAMP)
-	$(BIN)/python -m pytest -m "not live" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not live and not grading" $(PYTEST_ARGS)
 
 # Autograde every submission of LAB in an nbgrader course folder (default grading/):
 # make grade LAB=lab2-rag-pipeline [COURSE=path] [FORCE=1]

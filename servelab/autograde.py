@@ -46,6 +46,7 @@ class Graded:
     score: float | None = None        # None: nbgrader could not grade it
     max_score: float | None = None
     failed: list[str] = field(default_factory=list)   # test cells short of full points
+    manual: list[str] = field(default_factory=list)   # answers awaiting a grader (formgrader)
     seconds: float = 0.0
     error: str = ""
     skipped: bool = False             # graded by an earlier run
@@ -53,7 +54,8 @@ class Graded:
     def row(self) -> dict:
         return {"student": self.student, "score": "" if self.score is None else self.score,
                 "max_score": "" if self.max_score is None else self.max_score,
-                "failed_tests": " ".join(self.failed), "seconds": round(self.seconds, 1),
+                "failed_tests": " ".join(self.failed), "to_grade_by_hand": " ".join(self.manual),
+                "seconds": round(self.seconds, 1),
                 "error": self.error, "skipped": self.skipped}
 
 
@@ -224,8 +226,10 @@ def _scores(course: Path, lab: str, graded: dict[str, Graded]) -> None:
             if not (course / "autograded" / student / lab).is_dir():
                 continue
             result.score, result.max_score = sub.score, sub.max_score
-            result.failed = sorted(g.name for nb in sub.notebooks for g in nb.grades
-                                   if g.max_score and (g.score or 0) < g.max_score)
+            grades = [g for nb in sub.notebooks for g in nb.grades]
+            result.manual = sorted(g.name for g in grades if g.needs_manual_grade)
+            result.failed = sorted(g.name for g in grades if not g.needs_manual_grade
+                                   and g.max_score and (g.score or 0) < g.max_score)
 
 
 def _isolation(use_sandbox: bool | None) -> bool:
@@ -307,6 +311,8 @@ def table(results: list[Graded]) -> str:
     for r in results:
         score = "—" if r.score is None else f"{r.score:g}/{r.max_score:g}"
         note = r.error or " ".join(r.failed) or "all passed"
+        if r.manual and not r.error:
+            note += f"; grade by hand: {' '.join(r.manual)}"
         lines.append(f"{r.student:16} {score:>11} {r.seconds:8.1f}  {note}"
                      + ("  (earlier run)" if r.skipped else ""))
     return "\n".join(lines)

@@ -47,6 +47,7 @@ TIMEOUT_S = 180
 TRUSTED_MODULES = {
     "checks": "servelab.checks", "manifests": "servelab.manifests",
     "placement": "servelab.placement", "serve_lint": "servelab.serve_lint",
+    "production_plan": "servelab.production_plan",
     "requests": "requests", "yaml": "yaml", "json": "json", "time": "time",
 }
 # Cells using these are left in the kernel: they need the learner's live objects or

@@ -40,13 +40,15 @@ def venv_env(extra: dict | None = None) -> dict:
             "SERVELAB_NO_SELF_CHECK": "1", **(extra or {})}
 
 
-def graded_cells(notebook: Path) -> list[tuple[str, float, str]]:
-    """(grade_id, points, source) of a notebook's autograded test cells, in order."""
+def graded_cells(notebook: Path, manual: bool = False) -> list[tuple[str, float, str]]:
+    """(grade_id, points, source) of a notebook's autograded test cells, in order; with
+    manual=True, of its answers a grader scores by hand (graded cells that are answers)."""
     import nbformat
 
     return [(c.metadata["nbgrader"]["grade_id"], float(c.metadata["nbgrader"].get("points") or 0), c.source)
             for c in nbformat.read(notebook, as_version=4).cells
-            if c.metadata.get("nbgrader", {}).get("grade")]
+            if c.metadata.get("nbgrader", {}).get("grade")
+            and bool(c.metadata["nbgrader"].get("solution")) == manual]
 
 
 def scratch_course(grading: Path = GRADING) -> Path:

@@ -35,7 +35,7 @@ OUTCOMES = (
          "lifecycle and request routing on Kubernetes",
          ("02-ray-and-kuberay", "06-rayservice", "10-packaging-for-production"),
          ("lab4-rayservice-gpu:test_manifest", "lab4-rayservice-gpu:test_ready",
-          "quiz-scenarios:test_copied_code")),
+          "quiz-scenarios:test_copied_code", "lab8-production-plan:test_delivery")),
     Goal("outcome", "Configure KubeRay RayCluster and RayService resources with CPU, GPU, "
          "autoscaling and health-check settings that match the workload",
          ("03-installing-kuberay", "05-multi-stage-resources", "06-rayservice",
@@ -43,7 +43,8 @@ OUTCOMES = (
          ("lab3-kuberay-cluster:test_manifest_workers", "lab4-rayservice-gpu:test_gpu_placement",
           "lab5-autoscaling-batching:test_autoscaling_fields", "lab6-fault-injection:test_hang_replaced",
           "quiz-scenarios:test_gpu_pending", "quiz-scenarios:test_fractional_gpu",
-          "quiz-scenarios:test_target_latency")),
+          "quiz-scenarios:test_target_latency", "lab8-production-plan:test_resource_shapes",
+          "lab8-production-plan:test_scaling")),
     Goal("outcome", "Implement a Ray Serve application that composes several model stages "
          "into a production-style inference pipeline",
          ("01-ray-serve-basics", "04-building-serve-apps", "04b-one-endpoint-many-models",
@@ -88,11 +89,12 @@ CRITERIA = (
          "runtime, Ray Serve or application code",
          ("08-monitoring-and-debugging",),
          ("lab7-debug-by-layer:test_diagnosis_import", "lab7-debug-by-layer:test_diagnosis_resources",
-          "lab6-fault-injection:test_layers_application", "quiz-scenarios:test_upgrade_imports")),
+          "lab6-fault-injection:test_layers_application", "quiz-scenarios:test_upgrade_imports",
+          "lab8-production-plan:test_alerts")),
     Goal("criterion", "A production plan replaces manual copying with a versioned image or "
          "runtime artifact",
          ("10-packaging-for-production",),
-         ("quiz-scenarios:test_copied_code",)),
+         ("quiz-scenarios:test_copied_code", "lab8-production-plan:test_delivery")),
 )
 
 GOALS = OUTCOMES + CRITERIA

@@ -41,7 +41,7 @@ class Outcome:
     grade_id: str
     points: float
     what: str           # the test cell's first comment line
-    passed: bool
+    passed: bool | None  # None: an answer your instructor grades by hand
     layer: str = ""
     message: str = ""
 
@@ -60,7 +60,7 @@ def classify(ename: str, message: str) -> tuple[str, str]:
         return "your notebook", message or "an answer cell still raises NotImplementedError"
     if ename in ("ConnectionError", "ConnectTimeout", "ServeAPIError"):
         return "Ray runtime", message
-    if ename == "AssertionError":
+    if ename in ("AssertionError", "PlanError"):
         return "your answer", message
     return "application code", f"{ename}: {message}"
 
@@ -85,7 +85,7 @@ def run(lab: str, namespace: dict | None = None, notebook: Path | None = None,
             raise RuntimeError("selfcheck.run needs a namespace outside a notebook; "
                                "from a terminal use `servelab check LAB`")
         namespace = shell.user_ns
-    outcomes = []
+    outcomes = by_hand(notebook or LABS / lab / f"{lab}.ipynb")
     for grade_id, points, source in test_cells(lab, notebook):
         try:
             exec(compile(source, f"<{grade_id}>", "exec"), namespace)
@@ -99,18 +99,27 @@ def run(lab: str, namespace: dict | None = None, notebook: Path | None = None,
     return outcomes
 
 
+def by_hand(notebook: Path) -> list[Outcome]:
+    """The notebook's answers that a grader scores by hand (no test can say)."""
+    return [Outcome(grade_id, points, "read by your instructor", None)
+            for grade_id, points, _ in graded_cells(notebook, manual=True)]
+
+
 def report(outcomes: list[Outcome]) -> str:
-    earned = sum(o.points for o in outcomes if o.passed)
-    total = sum(o.points for o in outcomes)
-    lines = []
-    for o in outcomes:
+    tested = [o for o in outcomes if o.passed is not None]
+    earned = sum(o.points for o in tested if o.passed)
+    total = sum(o.points for o in tested)
+    lines = [f"hand  {o.grade_id}  ({o.points:g} points, {o.what})" for o in outcomes if o.passed is None]
+    for o in tested:
         mark = "pass" if o.passed else "FAIL"
         lines.append(f"{mark}  {o.grade_id}  ({o.what or f'{o.points:g} points'})")
         if not o.passed:
             lines.append(f"      layer: {o.layer} — {o.message[:300]}")
             lines.append(f"      look at: {HINTS[o.layer]}")
+    hand = sum(o.points for o in outcomes if o.passed is None)
     lines.append(f"visible tests: {earned:g} of {total:g} points pass "
-                 "(hidden tests run only when the lab is graded)")
+                 "(hidden tests run only when the lab is graded)"
+                 + (f"; {hand:g} more points are read by your instructor" if hand else ""))
     return "\n".join(lines)
 
 
@@ -122,10 +131,10 @@ def check_notebook(lab: str, notebook: Path, timeout_s: float = 600) -> list[Out
     NotebookClient(nb, timeout=timeout_s, allow_errors=True, kernel_name="python3",
                    resources={"metadata": {"path": str(notebook.parent)}},
                    ).execute(env={**os.environ, SKIP_ENV: "1"})  # no self-check inside the check
-    outcomes = []
+    outcomes = by_hand(notebook)
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
-        if not meta.get("grade"):
+        if not meta.get("grade") or meta.get("solution"):
             continue
         errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
         outcome = Outcome(meta["grade_id"], float(meta.get("points") or 0), _what(cell.source), not errors)

@@ -60,13 +60,14 @@ def parse(text, path: str) -> tuple[dict | None, list[Finding]]:
     return config, []
 
 
-def check(text, path: str = "spec.serveConfigV2") -> tuple[dict | None, list[Finding]]:
-    """All findings for one serveConfigV2, and the parsed config (None if unreadable)."""
+def check(text, path: str = "spec.serveConfigV2", strict: bool = True) -> tuple[dict | None, list[Finding]]:
+    """All findings for one serveConfigV2, and the parsed config (None if unreadable).
+    strict=False reads it as Ray does: keys Ray ignores are not reported."""
     config, findings = parse(text, path)
     if config is None:
         return None, findings
     schema = _schema(config, path)
-    ours = _strict(config, path) + _semantics(config, path)
+    ours = (_strict(config, path) if strict else []) + _semantics(config, path)
     # Where our finding says the same thing more precisely, Ray's message is noise.
     schema = [f for f in schema if not any(o.path == f.path or o.path.startswith(f.path + ".")
                                            or o.path.startswith(f.path + "[") for o in ours)]

@@ -11,6 +11,8 @@ from servelab import autograde, grading
 from servelab.labs import scratch_course
 from submissions import quiz_answers, submit
 
+pytestmark = pytest.mark.grading
+
 LAB = "quiz-scenarios"
 
 

@@ -8,10 +8,12 @@ import pytest
 from servelab import labs
 
 
+@pytest.mark.grading
 def test_committed_student_labs_match_their_sources():
     assert labs.stale() == [], "run `make labs` and commit labs/"
 
 
+@pytest.mark.grading
 def test_an_edited_source_makes_labs_stale(tmp_path):
     # One lab is enough to show it, and generating one is seconds, not a minute.
     lab = "lab1-serve-basics"
@@ -32,8 +34,14 @@ def test_an_edited_source_makes_labs_stale(tmp_path):
 def test_source_is_a_complete_graded_lab(lab):
     nb = nbformat.read(labs.GRADING / "source" / lab / f"{lab}.ipynb", as_version=4)
     meta = [c.metadata.get("nbgrader", {}) for c in nb.cells]
-    tests = [m for m in meta if m.get("grade")]
+    tests = [m for m in meta if m.get("grade") and not m.get("solution")]
     assert tests and all(m.get("points", 0) > 0 and m.get("locked") for m in tests)
+    for i, m in enumerate(meta):
+        if m.get("grade") and m.get("solution"):   # an answer graded by hand
+            rubric = nb.cells[i - 1]
+            assert m.get("points", 0) > 0 and nb.cells[i].cell_type == "markdown", m
+            assert "rubric" in rubric.source and meta[i - 1].get("locked"), \
+                "a locked rubric cell right above every answer graded by hand"
     assert any(m.get("solution") for m in meta)
     ids = [m["grade_id"] for m in meta if m]
     assert len(ids) == len(set(ids)), "grade_ids must be unique"

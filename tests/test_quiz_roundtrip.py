@@ -7,6 +7,8 @@ import pytest
 
 from roundtrip import check_extremes
 
+pytestmark = pytest.mark.grading
+
 LAB = "quiz-scenarios"
 
 

@@ -51,6 +51,7 @@ def test_grading_kernels_skip_the_in_notebook_check(capsys, monkeypatch):
     assert venv_env()[selfcheck.SKIP_ENV] == "1"
 
 
+@pytest.mark.grading
 def test_the_cli_runs_the_notebook_fresh_and_exits_by_the_result(tmp_path):
     student = LABS / LAB / f"{LAB}.ipynb"
     solution = grading.solution_answers(LAB)
@@ -66,3 +67,18 @@ def test_the_cli_runs_the_notebook_fresh_and_exits_by_the_result(tmp_path):
                             capture_output=True, text=True, env=env, timeout=300)
     assert failed.returncode == 1
     assert "FAIL  test_route" in failed.stdout and "layer: your answer" in failed.stdout
+
+
+def test_an_answer_graded_by_hand_is_named_not_passed(capsys, monkeypatch):
+    monkeypatch.delenv(selfcheck.SKIP_ENV, raising=False)
+    from servelab import production_plan
+
+    outcomes = selfcheck.run("lab8-production-plan", namespace={
+        "production_plan": production_plan, "image": "rag:latest",
+        "serve_config": grading.solution_answers("lab8-production-plan")["answer_serve_config"].split('"""')[1]})
+    by_id = {o.grade_id: o for o in outcomes}
+    assert by_id["plan_written"].passed is None and by_id["test_scaling"].passed
+    assert by_id["test_delivery"].layer == "your answer" and "not a pinned image" in by_id["test_delivery"].message
+    printed = capsys.readouterr().out
+    assert "hand  plan_written  (5 points, read by your instructor)" in printed
+    assert "visible tests: 7 of 10 points pass" in printed and "5 more points are read by your instructor" in printed
