@@ -17,14 +17,18 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Debian's bubblewrap, for the grading sandbox: installed when missing and this is root
-# on Debian; otherwise servelab grade says it runs kernels unsandboxed.
+# Debian packages the tests and the grader use: bubblewrap (the grading sandbox) and
+# chromium (the browser tests drive it with Playwright). Installed when missing and this
+# is root on Debian; otherwise the grader runs unsandboxed and the browser tests skip.
+SYSTEM_PACKAGES := bwrap:bubblewrap chromium:chromium
 system:
-	@command -v bwrap >/dev/null || { \
+	@missing="$$(for p in $(SYSTEM_PACKAGES); do command -v $${p%%:*} >/dev/null || echo $${p#*:}; done)"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
-	    { apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null; }; \
-	  else echo "note: no bwrap (Debian package bubblewrap): grading kernels will not be sandboxed"; fi; }
+	    echo "installing Debian packages: $$missing"; \
+	    apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; }; \
+	  else echo "note: missing Debian packages $$missing: grading is not sandboxed, browser tests skip"; fi; fi
 
 # Student versions of the graded labs, generated from grading/source.
 labs: $(STAMP)

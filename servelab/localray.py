@@ -21,6 +21,7 @@ crashed notebook kernel does not leave a cluster behind.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import secrets
@@ -35,6 +36,7 @@ import psutil
 import requests
 
 from . import fault_flags, processes
+from .links import browser_url, html_links
 from .ports import LOOPBACK, Ports, choose_ports
 from .serve_api import ServeAPI
 from .waiting import Stuck, wait_for
@@ -166,6 +168,7 @@ class LocalRay:
         if show:
             print(f"Starting a private Ray cluster '{self.name}' on {LOOPBACK} "
                   f"(Serve :{self.ports.serve}, dashboard :{self.ports.dashboard})")
+            print("  in your browser: " + "   ".join(f"{k} {v}" for k, v in self.browser_links().items()))
         try:
             self._write_autoscaler_config()
             self._launch_head()
@@ -478,6 +481,17 @@ class LocalRay:
     def __repr__(self) -> str:
         where = f"serve={self.serve_url}, dashboard={self.dashboard_url}" if self.ports else "not started"
         return f"<LocalRay {self.name!r} {where} running={self.running}>"
+
+    def browser_links(self) -> dict[str, str]:
+        """The dashboard and the Serve endpoint as the learner's browser reaches them."""
+        return {"Ray dashboard": browser_url(self.ports.dashboard),
+                "Serve endpoint": browser_url(self.ports.serve)} if self.ports else {}
+
+    def _repr_html_(self) -> str:
+        if not self.ports:
+            return html.escape(repr(self))
+        return (f"<b>LocalRay {html.escape(self.name)}</b> running={self.running}"
+                + html_links(self.browser_links(), "the dashboard asks for the token in cluster.token_file"))
 
 
 def _same_process(pid: int, started: float | None) -> bool:

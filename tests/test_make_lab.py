@@ -1,8 +1,6 @@
 """`make lab` serves JupyterLab on the course's start page (fetched through the URL it prints)."""
 
-import os
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -11,6 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from lab_server import stop_group
 from servelab.ports import free_port
 
 pytestmark = pytest.mark.live
@@ -42,9 +41,4 @@ def test_make_lab_serves_the_start_page():
                              headers={"Authorization": f"token {token}"}, timeout=30)
         assert start.status_code == 200 and start.json()["type"] == "notebook"
     finally:
-        os.killpg(lab.pid, signal.SIGTERM)
-        try:
-            lab.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(lab.pid, signal.SIGKILL)
-            lab.wait()
+        stop_group(lab)
