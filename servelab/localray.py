@@ -116,6 +116,13 @@ class LocalRay:
         return f"http://{LOOPBACK}:{self._ports.metrics}/metrics"
 
     @property
+    def metrics_urls(self) -> list[str]:
+        """Every node's metrics endpoint (head first): what Prometheus would scrape."""
+        self._adopt_workers()
+        return [self.metrics_url] + [f"http://{LOOPBACK}:{w['ports']['metrics']}/metrics"
+                                     for w in self.workers if "metrics" in w.get("ports", {})]
+
+    @property
     def token_file(self) -> Path:
         return self._dir / "auth_token"
 

@@ -49,6 +49,17 @@ class Metrics:
             out[key] = out.get(key, 0.0) + s.value
         return out
 
+    def since(self, earlier: "Metrics") -> "Metrics":
+        """Counters and histogram buckets minus an earlier scrape: what happened in between
+        (increase() in PromQL). A series that went down restarted (a new replica): counted from 0."""
+        before = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in earlier.samples}
+        out = []
+        for s in self.samples:
+            if s.name.endswith(("_total", "_bucket", "_count", "_sum")):
+                old = before.get((s.name, tuple(sorted(s.labels.items()))), 0.0)
+                out.append(Sample(s.name, s.labels, s.value - old if s.value >= old else s.value))
+        return Metrics(out)
+
     def quantile(self, q: float, histogram: str, **labels) -> float:
         """A quantile from histogram buckets, interpolated as histogram_quantile() does
         (over everything counted so far, not a rate window). NaN when nothing was counted."""
@@ -71,11 +82,21 @@ class Metrics:
         return lower
 
 
-def scrape(url: str, timeout: float = 10) -> Metrics:
-    """Read a Prometheus text endpoint (e.g. cluster.metrics_url)."""
-    text = requests.get(url, timeout=timeout).text
-    samples = []
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples.append(Sample(s.name, dict(s.labels), float(s.value)))
+def scrape(url: str | list[str], timeout: float = 10) -> Metrics:
+    """Read a Prometheus text endpoint (e.g. cluster.metrics_url), or several (every node's,
+    cluster.metrics_urls) as one set of samples; an endpoint that does not answer is skipped
+    when others did."""
+    urls = [url] if isinstance(url, str) else url
+    samples, failures = [], []
+    for one in urls:
+        try:
+            text = requests.get(one, timeout=timeout).text
+        except requests.RequestException as exc:
+            failures.append(exc)
+            continue
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                samples.append(Sample(s.name, dict(s.labels), float(s.value)))
+    if failures and len(failures) == len(urls):
+        raise failures[0]
     return Metrics(samples)

@@ -14,6 +14,7 @@ import threading
 import time
 
 from .serve_api import ServeAPI
+from .waiting import progress
 
 
 class ReplicaWatcher:
@@ -64,11 +65,18 @@ class ReplicaWatcher:
     def last(self, deployment: str) -> int:
         return self.samples[-1].get(deployment, 0) if self.samples else 0
 
-    def wait_for(self, deployment: str, count: int, timeout_s: float) -> float | None:
+    def wait_for(self, deployment: str, count: int, timeout_s: float, show: bool = True) -> float | None:
         """Seconds until `deployment` has exactly `count` RUNNING replicas, or None at the deadline."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        start = time.monotonic()
+        shown = progress(f"{deployment} at {count} running replicas", timeout_s) if show else None
+        while time.monotonic() - start < timeout_s:
             if self.samples and self.last(deployment) == count:
+                if shown:
+                    shown.finish(time.monotonic() - start, ok=True)
                 return self.elapsed()
+            if shown:
+                shown.update(time.monotonic() - start, note=f"{self.last(deployment)} now")
             time.sleep(self.interval_s)
+        if shown:
+            shown.finish(time.monotonic() - start, ok=False)
         return None

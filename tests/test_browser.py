@@ -24,6 +24,10 @@ def course(tmp_path_factory):
     (root / "notebooks").mkdir(parents=True)
     shutil.copy(REPO / "notebooks" / "00-start-here.ipynb", root / "notebooks")
     shutil.copytree(REPO / "labs" / "lab8-production-plan", root / "labs" / "lab8-production-plan")
+    # Render every cell, not only those in view (JupyterLab 4 virtualizes long notebooks).
+    settings = root.parent / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     with jupyter_lab(root, env={"SERVELAB_TARGET": "local"}) as server:
         yield root, server
 
@@ -72,9 +76,21 @@ def test_the_start_page_runs_all_its_cells_in_the_browser(browser, course, tmp_p
     errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
     texts = [errors.nth(i).inner_text() for i in range(errors.count())]
     assert not [t for t in texts if "Traceback" in t or "Error" in t], texts
+    assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']").count() == 0
     outputs = page.locator(".jp-NotebookPanel .jp-OutputArea-output").all_inner_texts()
     report = "\n".join(outputs)
     assert "ray" in report and "matches the course" in report, report[:2000]
+    # The live dashboard rendered as a widget and showed the deployed app running.
+    dashboard = page.locator(".servelab-dashboard")
+    assert dashboard.count() == 1 and dashboard.is_visible()
+    assert "Hello" in dashboard.inner_text() and "RUNNING" in dashboard.inner_text(), dashboard.inner_text()
+    assert "stopped after" in dashboard.inner_text()
+    # Waits show progress bars, finished green.
+    bars = page.locator(".servelab-progress .progress-bar-success, .servelab-progress .jp-ProgressBar-success, "
+                        ".servelab-progress .widget-progress")
+    assert page.locator(".servelab-progress").count() >= 2
+    assert "ok (" in page.locator(".servelab-progress").first.inner_text()
+    assert bars.count() >= 2
     page.screenshot(path=str(tmp_path / "start-here.png"), full_page=True)
     assert (tmp_path / "start-here.png").stat().st_size > 10_000
     page.close()

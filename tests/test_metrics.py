@@ -60,3 +60,29 @@ def test_a_histogram_with_nothing_counted_has_no_quantile(scraped):
 def test_beyond_the_last_finite_bucket_the_bound_is_the_answer():
     samples = [metrics.Sample("h_bucket", {"le": "10.0"}, 1.0), metrics.Sample("h_bucket", {"le": "+Inf"}, 4.0)]
     assert metrics.Metrics(samples).quantile(0.9, "h") == 10.0
+
+
+def test_since_keeps_what_happened_between_two_scrapes(scraped):
+    earlier = metrics.Metrics([
+        metrics.Sample("ray_serve_num_http_requests_total", {"route": "/rag", "status_code": "200", "method": "POST"}, 80),
+        metrics.Sample("ray_serve_num_http_requests_total", {"route": "/other", "status_code": "200", "method": "GET"}, 9),
+        metrics.Sample("ray_serve_http_request_latency_ms_bucket", {"route": "/rag", "le": "100.0"}, 50),
+        metrics.Sample("ray_serve_http_request_latency_ms_bucket", {"route": "/rag", "le": "200.0"}, 50),
+        metrics.Sample("ray_serve_http_request_latency_ms_bucket", {"route": "/rag", "le": "500.0"}, 50),
+        metrics.Sample("ray_serve_http_request_latency_ms_bucket", {"route": "/rag", "le": "+Inf"}, 50)])
+    window = scraped.since(earlier)
+    # /rag 200 went 80 -> 90; 503 is new (10); /other went down (a restarted exporter): counted from 0
+    assert window.by("ray_serve_num_http_requests_total", "route") == {"/rag": 20, "/other": 5}
+    # the 50 requests of the window all took 100-500 ms
+    assert 100 < window.quantile(0.5, "ray_serve_http_request_latency_ms", route="/rag") < 500
+
+
+def test_scraping_several_endpoints_sums_them_and_skips_one_that_is_down(scraped):
+    from servelab.ports import free_port
+
+    with serving(Exporter) as url:
+        both = metrics.scrape([url + "/metrics", url + "/metrics", f"http://127.0.0.1:{free_port()}/metrics"],
+                              timeout=2)
+    assert both.total("ray_serve_num_http_requests_total") == 2 * scraped.total("ray_serve_num_http_requests_total")
+    with pytest.raises(Exception):
+        metrics.scrape([f"http://127.0.0.1:{free_port()}/metrics"], timeout=2)

@@ -38,3 +38,20 @@ def test_readme_and_start_page_show_the_current_map():
     fix = "run `python -m servelab.outcomes`"
     assert outcomes.readme_block() == outcomes.markdown(), fix
     assert outcomes.start_page_cell().source == outcomes.START_PAGE_HEADER + outcomes.markdown().rstrip(), fix
+
+
+def test_the_start_page_links_every_lesson_and_lab_once_in_course_order_with_a_time():
+    import re
+
+    import nbformat
+
+    page = nbformat.read(outcomes.START_PAGE, as_version=4)
+    course_map = next(c.source for c in page.cells if c.source.startswith("## How the course works"))
+    items = re.findall(r"^\d+\. \[([\w-]+)\]\(([^)]+)\) — .*\((\d+) minutes\)$", course_map, re.M)
+    names = [name for name, _, _ in items]
+    lessons = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9]*.ipynb"))
+    assert sorted(set(names)) == sorted(lessons + list(lab_names())) and len(names) == len(set(names))
+    assert [n for n in names if n in lessons] == lessons, "lessons appear in numeric order"
+    for name, target, _ in items:
+        assert (outcomes.START_PAGE.parent / target).resolve().is_file(), target
+        assert Path(target).stem == name

@@ -23,3 +23,16 @@ def test_deadline_names_the_layer_and_the_last_error():
 def test_unknown_layer_is_a_programming_error():
     with pytest.raises(AssertionError):
         Stuck("Networking", "no such layer in the course's model")
+
+
+def test_outside_a_kernel_progress_is_a_line_of_text(capsys):
+    from servelab.waiting import TextProgress, progress
+
+    shown = progress("the proxy", timeout=10)
+    assert isinstance(shown, TextProgress)
+    calls = iter([None, None, "up"])
+    assert wait_for(lambda: next(calls), what="the proxy", layer="Serve", timeout=5, interval=0.01) == "up"
+    assert "the proxy: ok (" in capsys.readouterr().out
+    with pytest.raises(Stuck):
+        wait_for(lambda: None, what="the proxy", layer="Serve", timeout=0.05, interval=0.01)
+    assert "the proxy: gave up after 0s" in capsys.readouterr().out
