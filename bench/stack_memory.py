@@ -39,7 +39,7 @@ GOAL_GIB = 1.6
 
 # What each process is, from its name and command line (first match wins: launchers' command
 # lines mention dashboard ports, so they come first).
-ROLES = (("servelab.worker_node", "worker-node launchers"), ("bin/ray start", "head launcher (ray start)"),
+ROLES = (("servelab.worker_node", "worker-node launchers"), ("servelab.head_node", "head launcher"),
          ("ServeReplica", "Serve replicas"), ("ServeController", "Serve controller"),
          ("ProxyActor", "Serve proxy"), ("ray::IDLE", "idle Ray workers"), ("gcs_server", "Ray GCS"),
          ("raylet", "raylets"), ("ray::DashboardAgent", "dashboard agents (one per node)"),
@@ -170,10 +170,10 @@ def measure(profile: str | None) -> dict:
 
 
 def profiles() -> list[str]:
-    """The local target's profiles this checkout has (`small` arrives with issue 7's memory work)."""
-    from servelab import localray
+    """The local target's profiles (servelab.profiles), the small one last."""
+    from servelab.profiles import PROFILES
 
-    return list(getattr(localray, "PROFILES", ("default",)))
+    return sorted(PROFILES, key=lambda name: name == "small")
 
 
 def run() -> dict:

@@ -162,8 +162,11 @@ def cmd_validate(args) -> int:
 
 def cmd_labs(args) -> int:
     if args.action == "generate":
-        for path in labs.generate():
+        written = labs.generate(everything=args.all)
+        for path in written:
             print(f"wrote {path.relative_to(labs.REPO)}")
+        if not written:
+            print("labs/ is up to date with grading/source (--all regenerates anyway)")
         return 0
     diffs = labs.stale()
     for line in diffs:
@@ -361,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lab = sub.add_parser("labs", help="student labs generated from grading/source")
     lab.add_argument("action", choices=["generate", "check"])
+    lab.add_argument("--all", action="store_true", help="generate: every lab, changed or not")
     lab.set_defaults(func=cmd_labs)
 
     check = sub.add_parser("check", help="before you submit: run your lab as the grader will and say, "

@@ -134,18 +134,25 @@ class Course:
 
 
 def roundtrip(lab: str, variants: dict[str, dict[str, str]] | None = None,
-              grading: Path = GRADING) -> dict[str, Result]:
-    """Autograde a lab's solution, its untouched student version ("untouched") and
-    named variants: each maps grade_ids to the code that replaces the solution's."""
+              grading: Path = GRADING, workers: int | None = None,
+              extremes: bool = True) -> dict[str, Result]:
+    """Autograde a lab's solution and its untouched student version ("untouched"; both
+    left out with extremes=False) and named variants (each maps grade_ids to the code
+    that replaces the solution's)
+    with `servelab grade`: sandboxed, cross-checked, `workers` submissions at a time
+    (default: as `servelab grade` chooses for the lab)."""
+    from . import autograde
+
     with Course(lab, grading) as course:
         student = course.student_version
         solution = solution_answers(lab, grading)
-        course.submit("solution", fill(student, solution))
-        course.submit("untouched", fill(student, {}))
+        if extremes:
+            course.submit("solution", fill(student, solution))
+            course.submit("untouched", fill(student, {}))
         for name, changes in (variants or {}).items():
             unknown = set(changes) - set(solution)
             if unknown:
                 raise ValueError(f"{lab} has no solution cells {sorted(unknown)}")
             course.submit(name, fill(student, {**solution, **changes}))
-        course.autograde()
+        autograde.grade(course.root, lab, workers=workers, show=False)
         return course.results()

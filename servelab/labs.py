@@ -2,12 +2,15 @@
 
 grading/source/<lab>/ is the single source of truth. `generate` runs nbgrader's
 own generate_assignment in a scratch copy of the course (so the repository
-never holds a gradebook) and copies the released files to labs/<lab>/.
+never holds a gradebook) and copies the released files to labs/<lab>/. Each
+student notebook records a hash of what it was generated from, so only labs
+whose source changed are generated again (nbgrader takes seconds per lab).
 """
 
 from __future__ import annotations
 
 import filecmp
+import hashlib
 import json
 import os
 import shutil
@@ -66,13 +69,42 @@ def _release(course: Path, lab: str) -> Path:
     return course / "release" / lab
 
 
-def generate(out: Path = LABS, grading: Path = GRADING) -> list[Path]:
-    """Regenerate every student lab into out/<lab>/; returns the files written."""
+SOURCE_HASH = "servelab_source_sha256"  # in each student notebook's metadata
+
+
+def source_hash(lab: str, grading: Path = GRADING) -> str:
+    """What a student lab is generated from: its source folder and the nbgrader config."""
+    digest = hashlib.sha256((grading / "nbgrader_config.py").read_bytes())
+    for path in sorted(p for p in (grading / "source" / lab).rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(grading)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _generated_from(out: Path, lab: str) -> str | None:
+    try:
+        return json.loads((out / lab / f"{lab}.ipynb").read_text())["metadata"].get(SOURCE_HASH)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def generate(out: Path = LABS, grading: Path = GRADING, everything: bool = False) -> list[Path]:
+    """Regenerate into out/<lab>/ the labs whose source changed since they were generated
+    (all of them with everything=True); returns the files written."""
+    import nbformat
+
+    todo = [lab for lab in lab_names(grading)
+            if everything or _generated_from(out, lab) != source_hash(lab, grading)]
+    if not todo:
+        return []
     course = scratch_course(grading)
     written = []
     try:
-        for lab in lab_names(grading):
+        for lab in todo:
             release = _release(course, lab)
+            notebook = release / f"{lab}.ipynb"
+            nb = nbformat.read(notebook, as_version=4)
+            nb.metadata[SOURCE_HASH] = source_hash(lab, grading)
+            nbformat.write(nb, notebook)
             target = out / lab
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(release, target)
@@ -86,7 +118,7 @@ def stale(out: Path = LABS, grading: Path = GRADING) -> list[str]:
     """Files of labs/ that differ from a fresh generation (empty when up to date)."""
     fresh = Path(tempfile.mkdtemp(prefix="servelab-labs-"))
     try:
-        generate(fresh, grading)
+        generate(fresh, grading, everything=True)
         return _differences(fresh, out)
     finally:
         shutil.rmtree(fresh, ignore_errors=True)

@@ -13,7 +13,9 @@ Why not `ray.init()` or `ray start` as they come:
   arbitrary code) but give every cluster its own token file, so clusters of
   different users or graders never share a credential.
 
-The head runs as `ray start --head --block` in its own session. On SIGTERM it
+The head runs as `python -m servelab.head_node` (what `ray start --head --block`
+does, without the Ray Client server and, unless autoscaling, the autoscaler
+monitor) in its own session. On SIGTERM it
 drains briefly and stops its children; Ray fate-shares every child with its
 parent, and (by default) the head dies with the process that started it, so a
 crashed notebook kernel does not leave a cluster behind.
@@ -35,7 +37,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from . import fault_flags, processes
+from . import fault_flags, processes, profiles
 from .links import browser_url, html_links
 from .ports import LOOPBACK, Ports, choose_ports
 from .serve_api import ServeAPI
@@ -43,6 +45,8 @@ from .waiting import Stuck, wait_for
 
 STATE_FILE = "cluster.json"
 AUTOSCALER_CONFIG = "autoscaler.json"
+HEAD_LOG = "head.log"  # what the head launcher (head_node.py) printed
+RAY_STARTUP_LIMIT = "timed out during startup"  # Ray's message when a raylet missed its 30 s
 # Ray puts AF_UNIX sockets (at most 107 bytes) at
 # <temp dir>/session_<date>_<time>_<micros>_<pid>/sockets/plasma_store.
 _SOCKET_SUFFIX_LEN = len("/session_2026-11-22_16-09-16_055240_4194304/sockets/plasma_store")
@@ -81,6 +85,7 @@ class LocalRay:
         die_with_owner: bool = True,
         drain_s: float = 3.0,
         autoscale: dict | None = None,
+        profile: str | None = None,
     ):
         self.name = name
         self.num_cpus = num_cpus if num_cpus is not None else max(4, os.cpu_count() or 1)
@@ -91,6 +96,7 @@ class LocalRay:
         self.drain_s = drain_s
         self.autoscale = autoscale  # a RayCluster spec: run Ray's autoscaler over its worker groups
         self.autoscaler_warnings: list[str] = []
+        self.profile = profiles.choose(profile)  # SERVELAB_PROFILE, or by available memory
         self.dir: Path | None = None
         self.ports: Ports | None = None
         self.owner_pid: int | None = None
@@ -155,12 +161,26 @@ class LocalRay:
             "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": str(self.drain_s),
             "RAY_USAGE_STATS_ENABLED": "0",
             fault_flags.ENV: str(self._dir / "faults"),  # where `servelab fault` flags replicas
+            profiles.ENV: self.profile.name,  # worker nodes and drivers follow the head
+            **self.profile.env,
         }
 
     # -- lifecycle -------------------------------------------------------
     def start(self, timeout: float = 180, show: bool = True) -> "LocalRay":
         if self.running:
             return self
+        try:
+            return self._start_once(timeout, show)
+        except Stuck as error:
+            if RAY_STARTUP_LIMIT not in str(error):
+                raise
+        # Ray gives a new node's raylet 30 s (fixed) to register; on a busy 2-core machine
+        # the agents it waits for can take longer. The second try usually has the CPU.
+        if show:
+            print("  the machine was too busy for Ray's 30 s start-up limit; trying once more")
+        return self._start_once(timeout, show)
+
+    def _start_once(self, timeout: float, show: bool) -> "LocalRay":
         self.ports = choose_ports()  # before anything is created: a PortError leaves nothing behind
         self.root.mkdir(parents=True, exist_ok=True)
         # Short on purpose (the name lives in cluster.json): see _SOCKET_SUFFIX_LEN.
@@ -174,7 +194,8 @@ class LocalRay:
         self.token_file.chmod(0o600)
         if show:
             print(f"Starting a private Ray cluster '{self.name}' on {LOOPBACK} "
-                  f"(Serve :{self.ports.serve}, dashboard :{self.ports.dashboard})")
+                  f"(Serve :{self.ports.serve}, dashboard :{self.ports.dashboard}, "
+                  f"{self.profile.name} profile)")
             print("  in your browser: " + "   ".join(f"{k} {v}" for k, v in self.browser_links().items()))
         try:
             self._write_autoscaler_config()
@@ -199,29 +220,14 @@ class LocalRay:
         for warning in self.autoscaler_warnings:
             print(f"warning: {warning}")
 
-    def _ray_start_cmd(self) -> list[str]:
-        p = self._ports
-        ray_cli = str(Path(sys.executable).with_name("ray"))
-        autoscaler = [f"--autoscaling-config={self._dir / AUTOSCALER_CONFIG}"] if self.autoscale else []
-        return [
-            ray_cli, "start", "--head", "--block", "--disable-usage-stats", *autoscaler,
-            f"--temp-dir={self._dir / 'r'}",
-            f"--port={p.gcs}",
-            f"--node-manager-port={p.node_manager}",
-            f"--object-manager-port={p.object_manager}",
-            f"--ray-client-server-port={p.client_server}",
-            f"--min-worker-port={p.min_worker}",
-            f"--max-worker-port={p.max_worker}",
-            f"--dashboard-host={LOOPBACK}",
-            f"--dashboard-port={p.dashboard}",
-            f"--dashboard-agent-listen-port={p.dashboard_agent_http}",
-            f"--dashboard-agent-grpc-port={p.dashboard_agent_grpc}",
-            f"--runtime-env-agent-port={p.runtime_env_agent}",
-            f"--metrics-export-port={p.metrics}",
-            f"--num-cpus={self.num_cpus}",
-            f"--num-gpus={self.num_gpus}",
-            f"--object-store-memory={DEFAULT_OBJECT_STORE_BYTES}",
-        ] + ([f"--memory={int(self.memory)}"] if self.memory else [])
+    def _head_cmd(self) -> list[str]:
+        from . import head_node
+
+        return head_node.command(
+            str(self._dir / "r"), self._ports.as_dict(), num_cpus=self.num_cpus, num_gpus=self.num_gpus,
+            memory=self.memory, object_store_memory=DEFAULT_OBJECT_STORE_BYTES,
+            autoscaling_config=str(self._dir / AUTOSCALER_CONFIG) if self.autoscale else None,
+            dashboard_modules=self.profile.dashboard_modules)
 
     def _launch_head(self) -> None:
         env = {**os.environ, **self.ray_env(), processes.MARKER: str(self._dir)}
@@ -229,9 +235,9 @@ class LocalRay:
             from .autoscaling import monitor_env
 
             env.update(monitor_env())
-        log = open(self._dir / "ray-start.log", "wb")
+        log = open(self._dir / HEAD_LOG, "wb")
         proc = subprocess.Popen(
-            self._ray_start_cmd(),
+            self._head_cmd(),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -246,7 +252,7 @@ class LocalRay:
 
     def _log_tail(self, lines: int = 15) -> str:
         try:
-            text = (self._dir / "ray-start.log").read_text(errors="replace")
+            text = (self._dir / HEAD_LOG).read_text(errors="replace")
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
@@ -254,12 +260,14 @@ class LocalRay:
     def _wait_head(self, timeout: float, show: bool) -> None:
         def head_up():
             if not self._owner_alive():
-                raise Stuck("Ray runtime", "`ray start` exited while starting:\n" + self._log_tail())
-            return self._dashboard_get("/api/version", timeout=2).status_code == 200
+                raise Stuck("Ray runtime", "the head node exited while starting:\n" + self._log_tail())
+            # The dashboard answers before the raylet has registered: wait for both.
+            return (" up on " in self._log_tail(1000)
+                    and self._dashboard_get("/api/version", timeout=2).status_code == 200)
 
         wait_for(head_up, what="Ray head node and dashboard", layer="Ray runtime",
                  timeout=timeout, show=show,
-                 hint=f"Logs: {self._dir / 'ray-start.log'} and {self._dir / 'r'}/session_latest/logs/")
+                 hint=f"Logs: {self._dir / HEAD_LOG} and {self._dir / 'r'}/session_latest/logs/")
 
     def _start_serve_proxy(self, timeout: float, show: bool) -> None:
         # The same REST call KubeRay makes: an empty application list starts
@@ -443,6 +451,7 @@ class LocalRay:
             "ports": self._ports.as_dict(),
             "num_cpus": self.num_cpus,
             "num_gpus": self.num_gpus,
+            "profile": self.profile.name,
             "workers": self.workers,
         }
         (self._dir / STATE_FILE).write_text(json.dumps(state, indent=2))
@@ -451,7 +460,7 @@ class LocalRay:
     def from_state(cls, path: str | os.PathLike) -> "LocalRay":
         state = json.loads(Path(path).read_text())
         cluster = cls(state["name"], num_cpus=state["num_cpus"], num_gpus=state["num_gpus"],
-                      root=Path(state["dir"]).parent)
+                      root=Path(state["dir"]).parent, profile=state.get("profile", "default"))
         cluster.dir = Path(state["dir"])
         cluster.ports = Ports(**state["ports"])
         cluster.owner_pid = state["owner_pid"]

@@ -113,6 +113,17 @@ def describe(procs: list[psutil.Process]) -> str:
     return "\n".join(lines)
 
 
+def command_lines(procs: list[psutil.Process]) -> list[str]:
+    """Each live process's command line as one string (processes that are gone are left out)."""
+    lines = []
+    for p in procs:
+        try:
+            lines.append(" ".join(p.cmdline()))
+        except psutil.Error:
+            pass
+    return lines
+
+
 def kill_all(procs: list[psutil.Process], sig: int = signal.SIGKILL) -> None:
     for p in procs:
         try:

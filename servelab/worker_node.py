@@ -45,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before Ray reads it at import
-    import ray._private.node
     from ray._private.parameter import RayParams
 
     ports = json.loads(args.ports)
@@ -76,26 +75,33 @@ def main(argv: list[str] | None = None) -> int:
         metrics_export_port=ports["metrics"],
         include_log_monitor=False,  # the head's log monitor covers this machine
     )
+    return run_node(params, head=False)
+
+
+def run_node(params, head: bool) -> int:
+    """Start a Ray node in this process and block like `ray start --block`: until a
+    signal (Ray's SIGTERM handler drains and stops the children) or a child dies."""
+    import ray._private.node
+
     # shutdown_at_exit installs Ray's SIGTERM handler: drain, stop children, exit.
     try:
-        node = ray._private.node.Node(params, head=False, shutdown_at_exit=True, spawn_reaper=True)
+        node = ray._private.node.Node(params, head=head, shutdown_at_exit=True, spawn_reaper=True)
     except BaseException:
-        # A node that failed to join (e.g. its raylet did not register in time) has
-        # already started agents: they must not outlive it.
+        # A node that failed to start (e.g. its raylet did not register in time) has
+        # already started some processes: they must not outlive it.
         import psutil
 
         for child in psutil.Process().children(recursive=True):
             child.kill()
         raise
-    print(f"worker node {node.node_id} up on 127.0.0.1", flush=True)
-    while True:  # like `ray start --block`: end when a child dies unexpectedly
+    print(f"{'head' if head else 'worker'} node {node.node_id} up on 127.0.0.1", flush=True)
+    while True:
         time.sleep(1)
         dead = [(kind, p.returncode) for kind, p in node.dead_processes() if p.returncode not in (0, -15, 15, 143)]
         if dead:
             print(f"Ray processes died: {dead}; stopping this node", file=sys.stderr, flush=True)
             node.kill_all_processes(check_alive=False, allow_graceful=False)
             return 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -90,3 +90,14 @@ def test_two_workers_give_the_same_grades(course, first_run):
     assert parallel["alice"].score == 10 and parallel["bob"].score == 4
     assert parallel["carol"].score is None and parallel["erin"].score == 0   # erin: over the limit
     assert sorted(parallel["bob"].failed) == sorted(first_run["bob"].failed)
+
+
+def test_timed_labs_get_two_cores_per_submission_by_default(monkeypatch):
+    monkeypatch.setattr(autograde.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(autograde.psutil, "virtual_memory", lambda: type("M", (), {"available": 64 * 1024**3})())
+    assert autograde.default_workers("lab2-rag-pipeline") == 4
+    assert autograde.default_workers("lab5-autoscaling-batching") == 2
+    monkeypatch.setattr(autograde.os, "cpu_count", lambda: 2)
+    assert autograde.default_workers("lab6-fault-injection") == 1
+    monkeypatch.setattr(autograde.psutil, "virtual_memory", lambda: type("M", (), {"available": 5 * 1024**3})())
+    assert autograde.default_workers("lab2-rag-pipeline") == 1  # one per 4 GiB

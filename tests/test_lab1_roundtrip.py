@@ -1,4 +1,4 @@
-"""Lab 1 through the real nbgrader CLI: generate, autograde (live endpoints), export."""
+"""Lab 1 through `servelab grade` (the real nbgrader CLI): generate, autograde (live endpoints), export."""
 
 import pytest
 
@@ -33,14 +33,7 @@ class Normalizer:
 
 @pytest.fixture(scope="module")
 def graded():
-    with grading.Course(LAB) as course:
-        student = course.student_version
-        course.submit("solution", grading.fill(student, grading.solution_answers(LAB)))
-        course.submit("untouched", grading.fill(student, {}))
-        solution = grading.solution_answers(LAB)
-        course.submit("halfright", grading.fill(student, {**solution, "normalizer": HALF_RIGHT}))
-        course.autograde()
-        yield course.results()
+    return grading.roundtrip(LAB, {"halfright": {"normalizer": HALF_RIGHT}})
 
 
 def test_solution_scores_full_marks(graded):

@@ -37,19 +37,26 @@ LAYER_BAD_ROLLOUT = "application code"
 
 @pytest.fixture(scope="module")
 def graded():
-    return grading.roundtrip(LAB, {"careless": {"service": CARELESS_SERVICE, "answers": CARELESS_ANSWERS}})
+    return grading.roundtrip(LAB)
+
+
+@pytest.fixture(scope="module")
+def careless():
+    return grading.roundtrip(LAB, {"careless": {"service": CARELESS_SERVICE, "answers": CARELESS_ANSWERS}},
+                             extremes=False)["careless"]
 
 
 def test_solution_full_marks_untouched_zero(graded):
     check_extremes(graded, 10)
 
 
-def test_careless_submission_loses_exactly_what_it_broke(graded):
-    assert graded["careless"].cells == {
+@pytest.mark.extended
+def test_careless_submission_loses_exactly_what_it_broke(careless):
+    assert careless.cells == {
         "test_answers": 2.0,
         "test_lost_state_replaced": 0.0,    # check_health never asks the model
         "test_hang_replaced": 0.0,          # default health checks: about two minutes
         "test_kill_bound": 0.0,             # 10 does not follow from 2 requests in flight
         "test_layers_runtime": 0.0,         # a hang is Serve's to see
         "test_layers_application": 1.0,
-    }, graded["careless"]
+    }, careless

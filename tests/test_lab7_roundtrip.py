@@ -23,19 +23,26 @@ def careless_fix(solution: str) -> str:
 
 @pytest.fixture(scope="module")
 def graded():
+    return grading.roundtrip(LAB)
+
+
+@pytest.fixture(scope="module")
+def careless():
     solution = grading.solution_answers(LAB)
     assert careless_diagnosis(solution["diagnosis"]) != solution["diagnosis"]
     assert careless_fix(solution["fix"]) != solution["fix"]
     return grading.roundtrip(LAB, {"careless": {"diagnosis": careless_diagnosis(solution["diagnosis"]),
-                                                "fix": careless_fix(solution["fix"])}})
+                                                "fix": careless_fix(solution["fix"])}},
+                             extremes=False)["careless"]
 
 
 def test_solution_full_marks_untouched_zero(graded):
     check_extremes(graded, 10)
 
 
-def test_careless_submission_loses_exactly_what_it_broke(graded):
-    assert graded["careless"].cells == {
+@pytest.mark.extended
+def test_careless_submission_loses_exactly_what_it_broke(careless):
+    assert careless.cells == {
         "test_diagnosis_import": 1.0,
         "test_diagnosis_resources": 0.0,   # a Ray resource question, not Kubernetes
         "test_diagnosis_serve": 2.0,
@@ -43,4 +50,4 @@ def test_careless_submission_loses_exactly_what_it_broke(graded):
         "test_fixed_resources": 2.0,
         "test_fixed_search": 1.0,
         "test_fixed_chat_slo": 0.0,        # target 16: one replica, p95 about 800 ms
-    }, graded["careless"]
+    }, careless

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from servelab import LocalRay, Stuck, processes
+from servelab import LocalRay, Stuck, localray, processes
 
 pytestmark = pytest.mark.live
 
@@ -33,6 +33,12 @@ def test_every_listener_we_control_is_on_loopback(local_ray):
     outside = [(ip, port, name) for ip, port, name in found
                if ip not in ("127.0.0.1", "::ffff:127.0.0.1") and not name.startswith(KNOWN_WILDCARD)]
     assert outside == []
+
+
+def test_no_ray_client_server_and_no_autoscaler_monitor_unless_autoscaling(local_ray):
+    lines = processes.command_lines(local_ray.processes())
+    assert any("servelab.head_node" in line for line in lines)
+    assert not [line for line in lines if "ray.util.client.server" in line or "autoscaler/_private/monitor.py" in line]
 
 
 def test_rest_deploy_by_import_path_answers_over_http(local_ray):
@@ -123,19 +129,43 @@ def test_cluster_dies_with_its_owner(tmp_path):
 
 
 class BrokenHead(LocalRay):
-    def _ray_start_cmd(self):
-        return super()._ray_start_cmd() + ["--no-such-option"]
+    def _head_cmd(self):
+        return super()._head_cmd() + ["--no-such-option"]
 
 
 def test_failed_start_stops_what_it_started_and_keeps_the_log():
-    cluster = BrokenHead("broken")  # `ray start` exits with a usage error
+    cluster = BrokenHead("broken")  # the head launcher exits with a usage error
     with pytest.raises(Stuck) as info:
         cluster.start(timeout=60, show=False)
     assert info.value.layer == "Ray runtime"
     assert "exited while starting" in str(info.value)
     assert "no-such-option" in str(info.value)  # the log tail is quoted
     assert cluster.processes() == []
-    assert (cluster.dir / "ray-start.log").exists()  # the message points there
+    assert (cluster.dir / localray.HEAD_LOG).exists()  # the message points there
+
+
+class SlowFirstHead(LocalRay):
+    """The first head misses Ray's 30 s start-up limit (as on a busy machine)."""
+    tries = 0
+
+    def _head_cmd(self):
+        SlowFirstHead.tries += 1
+        if SlowFirstHead.tries == 1:
+            return [sys.executable, "-c", "import sys; print('Exception: The current node "
+                    f"{localray.RAY_STARTUP_LIMIT}.'); sys.exit(1)"]
+        return super()._head_cmd()
+
+
+def test_a_start_that_missed_rays_startup_limit_is_tried_once_more(capsys):
+    cluster = SlowFirstHead("slowfirst")
+    try:
+        cluster.start(timeout=120)
+        assert SlowFirstHead.tries == 2
+        assert "trying once more" in capsys.readouterr().out
+        assert cluster.serve_api.applications() == {}
+    finally:
+        cluster.stop(show=False)
+    assert cluster.processes() == []
 
 
 def test_stop_is_idempotent_and_leaves_nothing():

@@ -1,0 +1,63 @@
+"""How much a local cluster's Ray processes may weigh: the `default` and `small` profiles.
+
+mybinder.org gives a learner 2 GB for everything (JupyterLab, the kernel, every Ray
+process). The small profile keeps every lesson and lab working and drops what none of
+them uses:
+- the dashboard's head loads only the modules the course talks to (Serve's REST API,
+  the State API, nodes, jobs and the version check), not the Data, Train, metrics-config
+  and event modules;
+- glibc keeps at most two malloc arenas per process (Ray's processes are threaded, and
+  each thread's arena otherwise keeps freed memory);
+- Ray does not start idle worker processes ahead of time when the first driver connects.
+
+Which profile: SERVELAB_PROFILE=default|small, else `small` when this machine (or its
+container's cgroup) has at most 3 GiB, else `default`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV = "SERVELAB_PROFILE"
+SMALL_AT_OR_BELOW = 3 * 1024**3
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    summary: str
+    dashboard_modules: tuple[str, ...] | None = None  # None: every module Ray has
+    env: dict[str, str] = field(default_factory=dict)  # for every process of the cluster
+
+
+PROFILES: dict[str, Profile] = {
+    "default": Profile("default", "every dashboard module, Ray's own defaults"),
+    "small": Profile(
+        "small", "for about 2 GB (Binder): fewer dashboard modules, fewer malloc arenas, no prestarted workers",
+        dashboard_modules=("JobHead", "NodeHead", "ServeHead", "StateHead"),
+        env={"MALLOC_ARENA_MAX": "2", "RAY_prestart_worker_first_driver": "0"}),
+}
+
+
+def memory_limit() -> int:
+    """Bytes this process tree may use: the cgroup's limit if it has one, else physical memory."""
+    limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            limits.append(int(text))
+    return min(limits)
+
+
+def choose(name: str | None = None) -> Profile:
+    """The named profile, else SERVELAB_PROFILE, else by memory_limit()."""
+    name = name or os.environ.get(ENV) or ("small" if memory_limit() <= SMALL_AT_OR_BELOW else "default")
+    try:
+        return PROFILES[name.strip().lower()]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r} ({ENV}); choose one of: {', '.join(PROFILES)}") from None
