@@ -53,6 +53,8 @@ TRUSTED_MODULES = {
 # Cells using these are left in the kernel: they need the learner's live objects or
 # change what they measure (faults injected twice, load generated twice).
 IN_KERNEL_ONLY = {"faults", "load", "recovery", "local", "serve", "ray"}
+# Builtins that read names the grader cannot see in the cell's text.
+DYNAMIC_LOOKUPS = {"globals", "locals", "vars", "eval", "exec"}
 CLUSTER_ATTRS = {"serve_api", "serve_url", "dashboard_url"}
 
 
@@ -129,6 +131,10 @@ def plan(source: str) -> tuple[list[str], str]:
     kernel_only = sorted(names & IN_KERNEL_ONLY)
     if kernel_only:
         return [], f"uses {', '.join(kernel_only)}"
+    dynamic = sorted({node.id for node in ast.walk(ast.parse(source))
+                      if isinstance(node, ast.Name) and node.id in DYNAMIC_LOOKUPS})
+    if dynamic:
+        return [], f"looks names up with {', '.join(d + '()' for d in dynamic)}"
     odd = _cluster_attrs(source) - CLUSTER_ATTRS if "cluster" in names else set()
     if odd:
         return [], f"uses cluster.{', cluster.'.join(sorted(odd))}"

@@ -134,15 +134,10 @@ class Course:
 
 
 def roundtrip(lab: str, variants: dict[str, dict[str, str]] | None = None,
-              grading: Path = GRADING, workers: int | None = None,
-              extremes: bool = True) -> dict[str, Result]:
-    """Autograde a lab's solution and its untouched student version ("untouched"; both
-    left out with extremes=False) and named variants (each maps grade_ids to the code
-    that replaces the solution's)
-    with `servelab grade`: sandboxed, cross-checked, `workers` submissions at a time
-    (default: as `servelab grade` chooses for the lab)."""
-    from . import autograde
-
+              grading: Path = GRADING, extremes: bool = True) -> dict[str, Result]:
+    """Autograde, with `nbgrader autograde` as it comes, a lab's solution and its untouched
+    student version ("untouched"; both left out with extremes=False) and named variants
+    (each maps grade_ids to the code that replaces the solution's)."""
     with Course(lab, grading) as course:
         student = course.student_version
         solution = solution_answers(lab, grading)
@@ -154,5 +149,5 @@ def roundtrip(lab: str, variants: dict[str, dict[str, str]] | None = None,
             if unknown:
                 raise ValueError(f"{lab} has no solution cells {sorted(unknown)}")
             course.submit(name, fill(student, {**solution, **changes}))
-        autograde.grade(course.root, lab, workers=workers, show=False)
+        course.autograde()
         return course.results()

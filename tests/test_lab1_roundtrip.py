@@ -1,4 +1,4 @@
-"""Lab 1 through `servelab grade` (the real nbgrader CLI): generate, autograde (live endpoints), export."""
+"""Lab 1 through the real nbgrader CLI: generate, autograde (live endpoints), export."""
 
 import pytest
 
