@@ -5,13 +5,14 @@ the other nodes), minus what no lesson uses and every start would pay for on a
 2-core laptop or a 2 GB Binder:
 - no Ray Client server (`ray://`): servelab connects drivers to the GCS directly;
   `ray start` always starts one when grpc is installed (~6 CPU-seconds, ~65 MiB);
-- no autoscaler monitor unless the cluster autoscales (~4 CPU-seconds, ~65 MiB);
+- on the small profile, no monitor process unless the cluster autoscales (~4 CPU-seconds,
+  ~65 MiB; `ray status` reads what it writes);
 - a launcher that imports Ray's node code, not the whole CLI.
 
 Usage (LocalRay starts it; not meant to be typed):
     python -m servelab.head_node --temp-dir DIR --ports JSON --num-cpus N --num-gpus N
         [--memory BYTES] [--object-store-memory BYTES] [--autoscaling-config PATH]
-        [--dashboard-modules A,B,...]
+        [--dashboard-modules A,B,...] [--no-monitor]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .worker_node import run_node
 
 def command(temp_dir: str, ports: dict, *, num_cpus: float, num_gpus: float, memory: int | None,
             object_store_memory: int, autoscaling_config: str | None,
-            dashboard_modules: tuple[str, ...] | None = None) -> list[str]:
+            dashboard_modules: tuple[str, ...] | None = None, monitor: bool = True) -> list[str]:
     """The command line LocalRay runs for its head node."""
     cmd = [sys.executable, "-m", "servelab.head_node", f"--temp-dir={temp_dir}",
            f"--ports={json.dumps(ports)}", f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}",
@@ -37,6 +38,8 @@ def command(temp_dir: str, ports: dict, *, num_cpus: float, num_gpus: float, mem
         cmd.append(f"--autoscaling-config={autoscaling_config}")
     if dashboard_modules:
         cmd.append(f"--dashboard-modules={','.join(dashboard_modules)}")
+    if not monitor and not autoscaling_config:
+        cmd.append("--no-monitor")
     return cmd
 
 
@@ -65,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--object-store-memory", type=int, required=True)
     parser.add_argument("--autoscaling-config", default=None)
     parser.add_argument("--dashboard-modules", default=None, help="comma-separated; default: all")
+    parser.add_argument("--no-monitor", action="store_true", help="no monitor process (not with autoscaling)")
     args = parser.parse_args(argv)
 
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before Ray reads it at import
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         runtime_env_agent_port=ports["runtime_env_agent"],
         metrics_export_port=ports["metrics"],
         autoscaling_config=args.autoscaling_config,
-        no_monitor=args.autoscaling_config is None,
+        no_monitor=args.no_monitor and args.autoscaling_config is None,
         ray_client_server_port=None,
     )
     # As `ray start` does: the cluster's token (RAY_AUTH_TOKEN_PATH) must be there.

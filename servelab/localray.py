@@ -14,8 +14,7 @@ Why not `ray.init()` or `ray start` as they come:
   different users or graders never share a credential.
 
 The head runs as `python -m servelab.head_node` (what `ray start --head --block`
-does, without the Ray Client server and, unless autoscaling, the autoscaler
-monitor) in its own session. On SIGTERM it
+does, without the Ray Client server) in its own session. On SIGTERM it
 drains briefly and stops its children; Ray fate-shares every child with its
 parent, and (by default) the head dies with the process that started it, so a
 crashed notebook kernel does not leave a cluster behind.
@@ -227,7 +226,7 @@ class LocalRay:
             str(self._dir / "r"), self._ports.as_dict(), num_cpus=self.num_cpus, num_gpus=self.num_gpus,
             memory=self.memory, object_store_memory=DEFAULT_OBJECT_STORE_BYTES,
             autoscaling_config=str(self._dir / AUTOSCALER_CONFIG) if self.autoscale else None,
-            dashboard_modules=self.profile.dashboard_modules)
+            dashboard_modules=self.profile.dashboard_modules, monitor=self.profile.status_monitor)
 
     def _launch_head(self) -> None:
         env = {**os.environ, **self.ray_env(), processes.MARKER: str(self._dir)}

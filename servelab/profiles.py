@@ -8,7 +8,8 @@ them uses:
   and event modules;
 - glibc keeps at most two malloc arenas per process (Ray's processes are threaded, and
   each thread's arena otherwise keeps freed memory);
-- Ray does not start idle worker processes ahead of time when the first driver connects.
+- Ray does not start idle worker processes ahead of time when the first driver connects;
+- no monitor process unless the cluster autoscales (`ray status` then has nothing to say).
 
 Which profile: SERVELAB_PROFILE=default|small, else `small` when this machine (or its
 container's cgroup) has at most 3 GiB, else `default`.
@@ -29,14 +30,16 @@ class Profile:
     name: str
     summary: str
     dashboard_modules: tuple[str, ...] | None = None  # None: every module Ray has
+    status_monitor: bool = True  # Ray's monitor process, which `ray status` reads, even without autoscaling
     env: dict[str, str] = field(default_factory=dict)  # for every process of the cluster
 
 
 PROFILES: dict[str, Profile] = {
     "default": Profile("default", "every dashboard module, Ray's own defaults"),
     "small": Profile(
-        "small", "for about 2 GB (Binder): fewer dashboard modules, fewer malloc arenas, no prestarted workers",
-        dashboard_modules=("JobHead", "NodeHead", "ServeHead", "StateHead"),
+        "small", "for about 2 GB (Binder): fewer dashboard modules, fewer malloc arenas, no prestarted workers, "
+                 "no monitor unless autoscaling",
+        dashboard_modules=("JobHead", "NodeHead", "ServeHead", "StateHead"), status_monitor=False,
         env={"MALLOC_ARENA_MAX": "2", "RAY_prestart_worker_first_driver": "0"}),
 }
 

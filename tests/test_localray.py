@@ -35,10 +35,11 @@ def test_every_listener_we_control_is_on_loopback(local_ray):
     assert outside == []
 
 
-def test_no_ray_client_server_and_no_autoscaler_monitor_unless_autoscaling(local_ray):
+def test_no_ray_client_server_but_the_monitor_ray_status_reads(local_ray):
     lines = processes.command_lines(local_ray.processes())
     assert any("servelab.head_node" in line for line in lines)
-    assert not [line for line in lines if "ray.util.client.server" in line or "autoscaler/_private/monitor.py" in line]
+    assert not [line for line in lines if "ray.util.client.server" in line]
+    assert [line for line in lines if "autoscaler/_private/monitor.py" in line]
 
 
 def test_rest_deploy_by_import_path_answers_over_http(local_ray):
