@@ -130,7 +130,7 @@ def run_in_session(base: str, token: str, path: str, cells: list[str], runtime_d
         client.stop_channels()
 
 
-def measure(profile: str | None) -> dict:
+def measure(profile: str | None, label: str | None = None, extra_env: dict | None = None) -> dict:
     """Peak stack PSS for lab 4 on `profile` (None: JupyterLab and an idle kernel, no cluster)."""
     import nbformat
 
@@ -146,6 +146,7 @@ def measure(profile: str | None) -> dict:
            "SERVELAB_TMPDIR": str(work / "ray")}
     if profile:
         env["SERVELAB_PROFILE"] = profile
+    env.update(extra_env or {})
     lab, base, token = start_lab(work, env)
     sampler = Sampler(psutil.Process(lab.pid))
     sampler.start()
@@ -165,7 +166,7 @@ def measure(profile: str | None) -> dict:
         except subprocess.TimeoutExpired:
             os.killpg(lab.pid, signal.SIGKILL)
         shutil.rmtree(work, ignore_errors=True)
-    return {"profile": profile or "baseline", "peak": sampler.peak, "seconds": seconds,
+    return {"profile": label or profile or "baseline", "peak": sampler.peak, "seconds": seconds,
             "at_peak": dict(sampler.at_peak.most_common())}
 
 
@@ -177,7 +178,10 @@ def profiles() -> list[str]:
 
 
 def run() -> dict:
+    # The launchers' light wait (node_supervisor) against what it replaced, on the small profile.
+    heavy = measure("small", "small, launchers keep Ray loaded", {"SERVELAB_LIGHT_LAUNCHER": "0"})
     results = [measure(None)] + [measure(p) for p in profiles()]
+    results.insert(-1, heavy)
     base = results[0]["peak"]
     rows = []
     for r in results:
@@ -192,6 +196,8 @@ Lab 4's solution (RAG RayService: head, CPU group, GPU group) run in the kernel 
 JupyterLab session; PSS summed over JupyterLab and every process under it, once a second.
 Baseline: the same JupyterLab with an idle kernel and no cluster. Goal for the small
 profile (Binder's 2 GB, with room to spare): at most {GOAL_GIB} GiB — the {small['profile']} profile {verdict} it.
+"Launchers keep Ray loaded" is the small profile with `SERVELAB_LIGHT_LAUNCHER=0`: each
+node's launcher waits with Ray imported instead of exec'ing into `node_supervisor.py`.
 
 | profile | peak PSS of the whole stack | ratio to baseline |
 |---|---|---|

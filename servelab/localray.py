@@ -14,10 +14,13 @@ Why not `ray.init()` or `ray start` as they come:
   different users or graders never share a credential.
 
 The head runs as `python -m servelab.head_node` (what `ray start --head --block`
-does, without the Ray Client server) in its own session. On SIGTERM it
-drains briefly and stops its children; Ray fate-shares every child with its
-parent, and (by default) the head dies with the process that started it, so a
-crashed notebook kernel does not leave a cluster behind.
+does, without the Ray Client server) in its own session; once its processes are
+up it execs into node_supervisor.py, which waits in a few MiB instead of keeping
+Ray's imports. On SIGTERM it stops its children, raylet first (no drain: the
+whole cluster is going away, and Ray's autoscaler drains a node through the GCS
+before it removes one). Ray fate-shares every child with its parent, and (by
+default) the head dies with the process that started it, so a crashed notebook
+kernel does not leave a cluster behind.
 """
 
 from __future__ import annotations
@@ -82,7 +85,6 @@ class LocalRay:
         memory: int | None = None,
         root: str | os.PathLike | None = None,
         die_with_owner: bool = True,
-        drain_s: float = 3.0,
         autoscale: dict | None = None,
         profile: str | None = None,
     ):
@@ -92,7 +94,6 @@ class LocalRay:
         self.memory = memory  # bytes of Ray's logical `memory` resource (default: Ray's own estimate)
         self.root = Path(root) if root else default_root()
         self.die_with_owner = die_with_owner
-        self.drain_s = drain_s
         self.autoscale = autoscale  # a RayCluster spec: run Ray's autoscaler over its worker groups
         self.autoscaler_warnings: list[str] = []
         self.profile = profiles.choose(profile)  # SERVELAB_PROFILE, or by available memory
@@ -157,7 +158,7 @@ class LocalRay:
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN_PATH": str(self.token_file),
             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # node IP stays 127.0.0.1
-            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": str(self.drain_s),
+            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # no drain on SIGTERM (see the module doc)
             "RAY_USAGE_STATS_ENABLED": "0",
             fault_flags.ENV: str(self._dir / "faults"),  # where `servelab fault` flags replicas
             profiles.ENV: self.profile.name,  # worker nodes and drivers follow the head
@@ -379,7 +380,7 @@ class LocalRay:
             except psutil.Error:
                 pass
         if self._owner_alive():
-            os.kill(self.owner_pid, signal.SIGTERM)  # drains, then stops its children
+            os.kill(self.owner_pid, signal.SIGTERM)  # stops its children, raylet first
         left = processes.wait_gone(str(self._dir), timeout)
         if left:  # did not go quietly: the pids are ours, so no mercy
             processes.kill_all(left)

@@ -78,12 +78,29 @@ def main(argv: list[str] | None = None) -> int:
     return run_node(params, head=False)
 
 
+LIGHT_WAIT_ENV = "SERVELAB_LIGHT_LAUNCHER"  # "0": the launcher keeps Ray loaded while it waits
+
+
+def _become_supervisor(node) -> None:
+    """Replace this process (same pid, same children) by servelab/node_supervisor.py,
+    which waits with the standard library only. Ray's kill order: raylet, GCS, the rest."""
+    order = {"raylet": 0, "gcs_server": 1}
+    children = sorted(((kind, info.process.pid) for kind, infos in node.all_processes.items() for info in infos),
+                      key=lambda child: order.get(child[0], 2))
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_supervisor.py")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    launcher = "servelab.head_node" if node.head else "servelab.worker_node"
+    os.execv(sys.executable, [sys.executable, "-S", script, launcher, json.dumps(children)])
+
+
 def run_node(params, head: bool) -> int:
-    """Start a Ray node in this process and block like `ray start --block`: until a
-    signal (Ray's SIGTERM handler drains and stops the children) or a child dies."""
+    """Start a Ray node from this process and block like `ray start --block`: until
+    SIGTERM (stop the children) or a child dies (stop the rest). The waiting is done by
+    node_supervisor.py, which this process execs into, unless SERVELAB_LIGHT_LAUNCHER=0."""
     import ray._private.node
 
-    # shutdown_at_exit installs Ray's SIGTERM handler: drain, stop children, exit.
+    # shutdown_at_exit: Ray's SIGTERM handler (drain, stop children) until the exec below.
     try:
         node = ray._private.node.Node(params, head=head, shutdown_at_exit=True, spawn_reaper=True)
     except BaseException:
@@ -95,6 +112,8 @@ def run_node(params, head: bool) -> int:
             child.kill()
         raise
     print(f"{'head' if head else 'worker'} node {node.node_id} up on 127.0.0.1", flush=True)
+    if os.environ.get(LIGHT_WAIT_ENV, "1") != "0":
+        _become_supervisor(node)
     while True:
         time.sleep(1)
         dead = [(kind, p.returncode) for kind, p in node.dead_processes() if p.returncode not in (0, -15, 15, 143)]

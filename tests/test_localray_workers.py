@@ -74,6 +74,17 @@ def test_every_node_stays_on_loopback(local_ray, gpu_node):
     assert outside == []
 
 
+def test_each_node_waits_in_a_supervisor_of_a_few_mib_not_a_ray_process(local_ray, gpu_node):
+    supervisors = [p for p in local_ray.processes() if any(a.endswith("node_supervisor.py") for a in p.cmdline())]
+    alive = [n for n in nodes(local_ray).values() if n["state"] == "ALIVE"]
+    assert len(supervisors) == len(alive) == 2  # the head's and the (recreated) GPU worker's
+    assert {p.cmdline()[3] for p in supervisors} == {"servelab.head_node", "servelab.worker_node"}
+    assert local_ray.owner_pid in {p.pid for p in supervisors}  # same pid as the launcher it was
+    for p in supervisors:
+        assert p.memory_info().rss < 40 * 1024**2, p.cmdline()[:4]
+        assert not [m for m in p.memory_maps() if "_raylet" in m.path], "Ray is still loaded"
+
+
 def test_stop_ends_workers_too():
     from servelab import LocalRay
 
