@@ -22,7 +22,10 @@ import json
 import os
 import sys
 
-from .worker_node import run_node
+from .profiles import choose
+from .worker_node import run_node, slim_agents
+
+HEAD_ONLY_AGENT_MODULES = ("JobAgent",)  # job submission goes to the head's agent
 
 
 def command(temp_dir: str, ports: dict, *, num_cpus: float, num_gpus: float, memory: int | None,
@@ -78,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.dashboard_modules:
         _load_only(args.dashboard_modules)
+    agents = choose().agent_modules  # the profile the cluster's environment names
+    if agents:
+        slim_agents((*agents, *HEAD_ONLY_AGENT_MODULES))
     ports = json.loads(args.ports)
     params = RayParams(
         node_ip_address="127.0.0.1",

@@ -9,7 +9,9 @@ them uses:
 - glibc keeps at most two malloc arenas per process (Ray's processes are threaded, and
   each thread's arena otherwise keeps freed memory);
 - Ray does not start idle worker processes ahead of time when the first driver connects;
-- no monitor process unless the cluster autoscales (`ray status` then has nothing to say).
+- no monitor process unless the cluster autoscales (`ray status` then has nothing to say);
+- each node's dashboard agent imports only its metrics, health and log modules (and, on
+  the head, jobs) instead of every dashboard package (servelab.slim_agent).
 
 Which profile: SERVELAB_PROFILE=default|small, else `small` when this machine (or its
 container's cgroup) has at most 3 GiB, else `default`.
@@ -31,6 +33,7 @@ class Profile:
     summary: str
     dashboard_modules: tuple[str, ...] | None = None  # None: every module Ray has
     status_monitor: bool = True  # Ray's monitor process, which `ray status` reads, even without autoscaling
+    agent_modules: tuple[str, ...] | None = None  # dashboard agent module classes (slim_agent); None: all
     env: dict[str, str] = field(default_factory=dict)  # for every process of the cluster
 
 
@@ -40,6 +43,7 @@ PROFILES: dict[str, Profile] = {
         "small", "for about 2 GB (Binder): fewer dashboard modules, fewer malloc arenas, no prestarted workers, "
                  "no monitor unless autoscaling",
         dashboard_modules=("JobHead", "NodeHead", "ServeHead", "StateHead"), status_monitor=False,
+        agent_modules=("ReporterAgent", "HealthzAgent", "LogAgent", "LogAgentV1Grpc"),
         env={"MALLOC_ARENA_MAX": "2", "RAY_prestart_worker_first_driver": "0"}),
 }
 

@@ -75,7 +75,31 @@ def main(argv: list[str] | None = None) -> int:
         metrics_export_port=ports["metrics"],
         include_log_monitor=False,  # the head's log monitor covers this machine
     )
+    from .profiles import choose
+
+    agents = choose().agent_modules  # the profile the cluster's environment names
+    if agents:
+        slim_agents(agents)
     return run_node(params, head=False)
+
+
+def slim_agents(modules: tuple[str, ...]) -> None:
+    """Make the raylet this process starts run its dashboard agent through servelab.slim_agent,
+    loading only the agent module classes `modules` instead of importing every dashboard package."""
+    from ray._private import ray_constants, services
+
+    agent_py = os.path.join(services.RAY_PATH, "dashboard", "agent.py")
+    slim = f"-m servelab.slim_agent --servelab-modules={','.join(modules)}"
+    start = services.start_ray_process
+
+    def start_ray_process(command, process_type, *args, **kwargs):
+        if process_type == ray_constants.PROCESS_TYPE_RAYLET:
+            flag = "--dashboard_agent_command="
+            command = [a.replace(agent_py, slim, 1) if a.startswith(flag) else a for a in command]
+            assert any(flag in a and slim in a for a in command), "Ray's agent command changed shape"
+        return start(command, process_type, *args, **kwargs)
+
+    services.start_ray_process = start_ray_process
 
 
 LIGHT_WAIT_ENV = "SERVELAB_LIGHT_LAUNCHER"  # "0": the launcher keeps Ray loaded while it waits

@@ -68,3 +68,27 @@ def test_small_gives_every_ray_process_its_environment(small):
     env = raylets[0].environ()
     assert {k: env.get(k) for k in profiles.PROFILES["small"].env} == profiles.PROFILES["small"].env
     assert env.get(profiles.ENV) == "small"
+
+
+def test_the_small_profiles_agent_modules_exist_in_this_ray():
+    from servelab.head_node import HEAD_ONLY_AGENT_MODULES
+    from servelab.slim_agent import module_files
+
+    names = (*profiles.PROFILES["small"].agent_modules, *HEAD_ONLY_AGENT_MODULES)
+    assert module_files(list(names)) == ["ray.dashboard.modules.job.job_agent", "ray.dashboard.modules.log.log_agent",
+                                         "ray.dashboard.modules.reporter.healthz_agent",
+                                         "ray.dashboard.modules.reporter.reporter_agent"]
+    with pytest.raises(SystemExit, match="NoSuchAgent"):
+        module_files(["LogAgent", "NoSuchAgent"])
+
+
+def test_a_slim_agent_loads_only_the_modules_it_was_given():
+    import subprocess
+    import sys
+
+    probe = ("import sys; from servelab import slim_agent; slim_agent._only(['LogAgent', 'HealthzAgent']);"
+             "import ray.dashboard.utils as u;"
+             "print(sorted(c.__name__ for c in u.get_all_modules(u.DashboardAgentModule)));"
+             "print('ray.dashboard.modules.train' in sys.modules, 'ray.dashboard.modules.serve.serve_head' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.splitlines() == ["['HealthzAgent', 'LogAgent']", "False False"]
