@@ -55,6 +55,10 @@ def _load_only(modules: str) -> None:
 
     def start_ray_process(command, process_type, *args, **kwargs):
         if process_type == ray_constants.PROCESS_TYPE_DASHBOARD:
+            # Ray's dashboard.py, through slim_agent: it imports only these modules' files
+            command = [part for arg in command for part in
+                       (["-m", "servelab.slim_agent", f"--servelab-modules={modules}", "--servelab-run=dashboard.py"]
+                        if arg.endswith(os.path.join("dashboard", "dashboard.py")) else [arg])]
             command = [*command, f"--modules-to-load={modules}"]
         return start(command, process_type, *args, **kwargs)
 

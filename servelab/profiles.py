@@ -3,9 +3,9 @@
 mybinder.org gives a learner 2 GB for everything (JupyterLab, the kernel, every Ray
 process). The small profile keeps every lesson and lab working and drops what none of
 them uses:
-- the dashboard's head loads only the modules the course talks to (Serve's REST API,
-  the State API, nodes, jobs and the version check), not the Data, Train, metrics-config
-  and event modules;
+- the dashboard's head loads (and, through servelab.slim_agent, imports) only the modules
+  the course talks to (Serve's REST API, the State API, nodes, jobs and the version
+  check), not the Data, Train, metrics-config and event modules;
 - glibc keeps at most two malloc arenas per process (Ray's processes are threaded, and
   each thread's arena otherwise keeps freed memory);
 - Ray does not start idle worker processes ahead of time when the first driver connects;

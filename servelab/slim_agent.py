@@ -59,16 +59,20 @@ def _only(classes: list[str]) -> None:
     dashboard_utils.get_all_modules = get_all_modules
 
 
+RUN = "--servelab-run="  # agent.py (default) or dashboard.py: which of Ray's dashboard programs
+
+
 def main() -> None:
     wanted = [a for a in sys.argv[1:] if a.startswith(FLAG)]
     if not wanted:
-        raise SystemExit(f"usage: python -m servelab.slim_agent {FLAG}A,B,... <agent arguments>")
+        raise SystemExit(f"usage: python -m servelab.slim_agent {FLAG}A,B,... [{RUN}dashboard.py] <arguments>")
     _only(wanted[-1][len(FLAG):].split(","))
+    program = next((a[len(RUN):] for a in sys.argv[1:] if a.startswith(RUN)), "agent.py")
     import ray.dashboard
 
-    agent = os.path.join(os.path.dirname(ray.dashboard.__file__), "agent.py")
-    sys.argv = [agent] + [a for a in sys.argv[1:] if not a.startswith(FLAG)]
-    runpy.run_path(agent, run_name="__main__")
+    path = os.path.join(os.path.dirname(ray.dashboard.__file__), program)
+    sys.argv = [path] + [a for a in sys.argv[1:] if not a.startswith((FLAG, RUN))]
+    runpy.run_path(path, run_name="__main__")
 
 
 if __name__ == "__main__":
