@@ -13,6 +13,11 @@ again in its own process, against the learner's live service, with
   Python literal): only values cross the boundary, never code. URLs among them
   must point at the assigned Serve port.
 
+A cell that reached the live service (it reads `cluster` or a URL) passes outside
+only if the submission's GCS and a raylet are still running afterwards: a submission
+that kills its own Ray leaves a proxy and replicas that answer for a moment longer, and
+answers from a cluster that is going down earn nothing.
+
 If the outside run fails, the cell gets an error output and no points. A kernel
 that dies (`os._exit`, killed by a limit) ends its own run the same way: the cell it
 died in and every cell after it get an error, so nothing unexecuted earns points. Cells that
@@ -36,9 +41,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psutil
 from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
+
+from . import processes
 
 ENV = "SERVELAB_CROSSCHECK"  # JSON of Endpoints, set by the grader for nbgrader
 TIMEOUT_S = 180
@@ -56,6 +64,7 @@ IN_KERNEL_ONLY = {"faults", "load", "recovery", "local", "serve", "ray"}
 # Builtins that read names the grader cannot see in the cell's text.
 DYNAMIC_LOOKUPS = {"globals", "locals", "vars", "eval", "exec"}
 CLUSTER_ATTRS = {"serve_api", "serve_url", "dashboard_url"}
+RAY_CORE = ("gcs_server", "raylet")  # what a live cluster runs, whatever its profile
 
 
 @dataclass
@@ -146,20 +155,42 @@ def plan(source: str) -> tuple[list[str], str]:
     return sorted(data), ""
 
 
+def _urls(value):
+    """Every URL among a value fetched from the kernel (nested in dicts, lists, ...)."""
+    if isinstance(value, str):
+        if value.startswith(("http://", "https://")):
+            yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _urls(v)
+    elif isinstance(value, (list, tuple, set)):
+        for v in value:
+            yield from _urls(v)
+
+
 def _check_urls(value, ends: Endpoints, name: str) -> None:
     """A URL the learner's kernel hands over must lead to the cluster the grader started."""
     allowed = {f"127.0.0.1:{ends.serve_port}", f"localhost:{ends.serve_port}",
                f"127.0.0.1:{ends.dashboard_port}", f"localhost:{ends.dashboard_port}"}
-    if isinstance(value, str) and value.startswith(("http://", "https://")):
-        if urlsplit(value).netloc not in allowed:
-            raise AssertionError(f"[grader] {name} = {value!r} is not the Serve endpoint of the cluster "
+    for url in _urls(value):
+        if urlsplit(url).netloc not in allowed:
+            raise AssertionError(f"[grader] {name} = {url!r} is not the Serve endpoint of the cluster "
                                  f"the grader started (port {ends.serve_port})")
-    elif isinstance(value, dict):
-        for v in value.values():
-            _check_urls(v, ends, name)
-    elif isinstance(value, (list, tuple, set)):
-        for v in value:
-            _check_urls(v, ends, name)
+
+
+def ray_problem(ends: Endpoints) -> str:
+    """"" if the submission's Ray still runs its GCS and a raylet, else what is gone.
+    Read from the process table, outside the kernel, so it works whichever dashboard
+    modules a profile loads."""
+    names = set()
+    for proc in processes.processes_under(ends.scratch):
+        with contextlib.suppress(psutil.Error):
+            names.add(proc.name())
+    gone = [name for name in RAY_CORE if name not in names]
+    if not gone:
+        return ""
+    return (f"[grader] your Ray cluster has no running {' or '.join(gone)} after this cell: "
+            "answers from a cluster that is going down earn no points")
 
 
 def run_outside(source: str, data: dict, ends: Endpoints) -> str:
@@ -176,6 +207,8 @@ def run_outside(source: str, data: dict, ends: Endpoints) -> str:
     except Exception as exc:  # the cell's own failure, whatever its type
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return last[:1500]
+    if "cluster" in free_names(source) or any(_urls(data)):
+        return ray_problem(ends)
     return ""
 
 

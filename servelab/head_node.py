@@ -41,8 +41,8 @@ def command(temp_dir: str, ports: dict, *, num_cpus: float, num_gpus: float, mem
         cmd.append(f"--autoscaling-config={autoscaling_config}")
     if dashboard_modules:
         cmd.append(f"--dashboard-modules={','.join(dashboard_modules)}")
-    if not monitor and not autoscaling_config:
-        cmd.append("--no-monitor")
+    if not monitor:
+        cmd.append("--no-monitor")  # ignored when autoscaling: the autoscaler runs in the monitor
     return cmd
 
 

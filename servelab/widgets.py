@@ -156,7 +156,9 @@ def plot_timeline(history: list[View], ax=None):
         _, ax = plt.subplots(figsize=(8, 3))
     t = [v.t for v in history]
     for name in sorted({k for v in history for k in v.replicas()}):
-        ax.step(t, [v.replicas().get(name, 0) for v in history], where="post", label=name)
+        # a reading that failed (say, the controller was down) is a gap, not zero replicas
+        ax.step(t, [math.nan if v.error else v.replicas().get(name, 0) for v in history],
+                where="post", label=name)
     ax.set_xlabel("seconds")
     ax.set_ylabel("running replicas")
     ax.yaxis.get_major_locator().set_params(integer=True)

@@ -22,3 +22,21 @@ def test_no_graded_cell_looks_names_up_dynamically(lab):
     dynamic = [grade_id for grade_id, _, source in labs.graded_cells(notebook)
                if "looks names up" in crosscheck.plan(source)[1]]
     assert dynamic == []
+
+
+def test_a_cell_that_reached_the_service_earns_nothing_once_its_gcs_is_gone(local_ray):
+    # What a submission that kills its own Ray leaves: replicas may answer for a few
+    # seconds more, but the cluster is going down.
+    ends = crosscheck.Endpoints(serve_port=local_ray.ports.serve, dashboard_port=local_ray.ports.dashboard,
+                                scratch=str(local_ray.dir))
+    reads_url, data = 'assert URL.startswith("http")\n', {"URL": local_ray.serve_url + "/"}
+    plain = "assert 6 * 7 == 42\n"
+    assert crosscheck.run_outside(reads_url, data, ends) == ""
+
+    gcs = next(p for p in local_ray.processes() if p.name().startswith("gcs_server"))
+    gcs.kill()
+    gcs.wait(10)
+    problem = crosscheck.run_outside(reads_url, data, ends)
+    assert problem.startswith("[grader] your Ray cluster has no running gcs_server"), problem
+    # A cell that never touches the service does not need a cluster.
+    assert crosscheck.run_outside(plain, {}, ends) == ""

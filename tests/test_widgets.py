@@ -73,3 +73,14 @@ def test_a_target_that_does_not_answer_is_reported_and_the_dashboard_gives_up():
     assert not dash._thread.is_alive()
     assert "has not answered" in dash.state.value
     assert "could not read the target" in dash.table.value and dash.history[-1].error
+
+
+def test_the_timeline_leaves_a_gap_where_a_reading_failed_instead_of_plotting_zero():
+    deployment = {"status": "HEALTHY", "states": {"RUNNING": 2}, "groups": {}}
+    ok = lambda t: widgets.View(t, apps={"rag": {"status": "RUNNING", "deployments": {"Retriever": deployment}}},
+                                p50_ms=12.0, p99_ms=40.0)
+    history = [ok(0), ok(2), widgets.View(4, error="ConnectionError: controller down"), ok(6)]
+    ax = widgets.plot_timeline(history)
+    replicas = ax.get_lines()[0].get_ydata()
+    assert list(replicas[:2]) == [2, 2] and replicas[-1] == 2
+    assert replicas[2] != replicas[2], "a failed reading must be NaN (a gap), not 0 replicas"
