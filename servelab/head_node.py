@@ -6,13 +6,13 @@ the other nodes), minus what no lesson uses and every start would pay for on a
 - no Ray Client server (`ray://`): servelab connects drivers to the GCS directly;
   `ray start` always starts one when grpc is installed (~6 CPU-seconds, ~65 MiB);
 - on the small profile, no monitor process unless the cluster autoscales (~4 CPU-seconds,
-  ~65 MiB; `ray status` reads what it writes);
+  ~65 MiB; `ray status` reads what it writes), and no log monitor (~64 MiB);
 - a launcher that imports Ray's node code, not the whole CLI.
 
 Usage (LocalRay starts it; not meant to be typed):
     python -m servelab.head_node --temp-dir DIR --ports JSON --num-cpus N --num-gpus N
         [--memory BYTES] [--object-store-memory BYTES] [--autoscaling-config PATH]
-        [--dashboard-modules A,B,...] [--no-monitor]
+        [--dashboard-modules A,B,...] [--no-monitor] [--no-log-monitor]
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ import sys
 from .profiles import choose
 from .worker_node import run_node, slim_agents
 
-HEAD_ONLY_AGENT_MODULES = ("JobAgent",)  # job submission goes to the head's agent
-
 
 def command(temp_dir: str, ports: dict, *, num_cpus: float, num_gpus: float, memory: int | None,
             object_store_memory: int, autoscaling_config: str | None,
-            dashboard_modules: tuple[str, ...] | None = None, monitor: bool = True) -> list[str]:
+            dashboard_modules: tuple[str, ...] | None = None, monitor: bool = True,
+            log_monitor: bool = True) -> list[str]:
     """The command line LocalRay runs for its head node."""
     cmd = [sys.executable, "-m", "servelab.head_node", f"--temp-dir={temp_dir}",
            f"--ports={json.dumps(ports)}", f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}",
@@ -43,6 +42,8 @@ def command(temp_dir: str, ports: dict, *, num_cpus: float, num_gpus: float, mem
         cmd.append(f"--dashboard-modules={','.join(dashboard_modules)}")
     if not monitor:
         cmd.append("--no-monitor")  # ignored when autoscaling: the autoscaler runs in the monitor
+    if not log_monitor:
+        cmd.append("--no-log-monitor")
     return cmd
 
 
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--autoscaling-config", default=None)
     parser.add_argument("--dashboard-modules", default=None, help="comma-separated; default: all")
     parser.add_argument("--no-monitor", action="store_true", help="no monitor process (not with autoscaling)")
+    parser.add_argument("--no-log-monitor", action="store_true", help="no streaming of worker output to drivers")
     args = parser.parse_args(argv)
 
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before Ray reads it at import
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         _load_only(args.dashboard_modules)
     agents = choose().agent_modules  # the profile the cluster's environment names
     if agents:
-        slim_agents((*agents, *HEAD_ONLY_AGENT_MODULES))
+        slim_agents(agents)
     ports = json.loads(args.ports)
     params = RayParams(
         node_ip_address="127.0.0.1",
@@ -111,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         autoscaling_config=args.autoscaling_config,
         no_monitor=args.no_monitor and args.autoscaling_config is None,
         ray_client_server_port=None,
+        include_log_monitor=not args.no_log_monitor,
     )
     # As `ray start` does: the cluster's token (RAY_AUTH_TOKEN_PATH) must be there.
     maybe_enable_token_auth_if_token_available()

@@ -227,7 +227,8 @@ class LocalRay:
             str(self._dir / "r"), self._ports.as_dict(), num_cpus=self.num_cpus, num_gpus=self.num_gpus,
             memory=self.memory, object_store_memory=DEFAULT_OBJECT_STORE_BYTES,
             autoscaling_config=str(self._dir / AUTOSCALER_CONFIG) if self.autoscale else None,
-            dashboard_modules=self.profile.dashboard_modules, monitor=self.profile.status_monitor)
+            dashboard_modules=self.profile.dashboard_modules, monitor=self.profile.status_monitor,
+            log_monitor=self.profile.log_monitor)
 
     def _launch_head(self) -> None:
         env = {**os.environ, **self.ray_env(), processes.MARKER: str(self._dir)}
@@ -261,9 +262,10 @@ class LocalRay:
         def head_up():
             if not self._owner_alive():
                 raise Stuck("Ray runtime", "the head node exited while starting:\n" + self._log_tail())
-            # The dashboard answers before the raylet has registered: wait for both.
+            # The dashboard answers before the raylet has registered: wait for both. Serve's
+            # module (which the serve CLI asks for its version) is loaded on every profile.
             return (" up on " in self._log_tail(1000)
-                    and self._dashboard_get("/api/version", timeout=2).status_code == 200)
+                    and self._dashboard_get("/api/ray/version", timeout=2).status_code == 200)
 
         wait_for(head_up, what="Ray head node and dashboard", layer="Ray runtime",
                  timeout=timeout, show=show,

@@ -4,14 +4,16 @@ mybinder.org gives a learner 2 GB for everything (JupyterLab, the kernel, every 
 process). The small profile keeps every lesson and lab working and drops what none of
 them uses:
 - the dashboard's head loads (and, through servelab.slim_agent, imports) only the modules
-  the course talks to (Serve's REST API, the State API, nodes, jobs and the version
-  check), not the Data, Train, metrics-config and event modules;
+  the course talks to (Serve's REST API, the State API and nodes), not the Jobs, Data,
+  Train, metrics-config and event modules (no lesson submits Ray jobs);
 - glibc keeps at most two malloc arenas per process (Ray's processes are threaded, and
   each thread's arena otherwise keeps freed memory);
 - Ray does not start idle worker processes ahead of time when the first driver connects;
 - no monitor process unless the cluster autoscales (`ray status` then has nothing to say);
-- each node's dashboard agent imports only its metrics, health and log modules (and, on
-  the head, jobs) instead of every dashboard package (servelab.slim_agent).
+- no log monitor: it streams workers' output to drivers that ask for it, and servelab's
+  drivers do not (replicas' logs stay in their files, on the dashboard and in `serve` logs);
+- each node's dashboard agent imports only its metrics, health and log modules instead of
+  every dashboard package (servelab.slim_agent).
 
 Which profile: SERVELAB_PROFILE=default|small, else `small` when this machine (or its
 container's cgroup) has at most 3 GiB, else `default`.
@@ -33,6 +35,7 @@ class Profile:
     summary: str
     dashboard_modules: tuple[str, ...] | None = None  # None: every module Ray has
     status_monitor: bool = True  # Ray's monitor process, which `ray status` reads, even without autoscaling
+    log_monitor: bool = True  # Ray's log monitor, which streams worker output to drivers (log_to_driver)
     agent_modules: tuple[str, ...] | None = None  # dashboard agent module classes (slim_agent); None: all
     env: dict[str, str] = field(default_factory=dict)  # for every process of the cluster
 
@@ -41,8 +44,8 @@ PROFILES: dict[str, Profile] = {
     "default": Profile("default", "every dashboard module, Ray's own defaults"),
     "small": Profile(
         "small", "for about 2 GB (Binder): fewer dashboard modules, fewer malloc arenas, no prestarted workers, "
-                 "no monitor unless autoscaling",
-        dashboard_modules=("JobHead", "NodeHead", "ServeHead", "StateHead"), status_monitor=False,
+                 "no monitor unless autoscaling, no log monitor",
+        dashboard_modules=("NodeHead", "ServeHead", "StateHead"), status_monitor=False, log_monitor=False,
         agent_modules=("ReporterAgent", "HealthzAgent", "LogAgent", "LogAgentV1Grpc"),
         env={"MALLOC_ARENA_MAX": "2", "RAY_prestart_worker_first_driver": "0"}),
 }

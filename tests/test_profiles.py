@@ -59,6 +59,7 @@ def test_small_runs_only_the_dashboard_modules_it_names(small):
     assert modules == set(profiles.PROFILES["small"].dashboard_modules)
     lines = " ".join(lines)
     assert "ray.util.client.server" not in lines and "autoscaler/_private/monitor.py" not in lines
+    assert "_private/log_monitor.py" not in lines and "JobAgent" not in lines
 
 
 @pytest.mark.live
@@ -71,11 +72,9 @@ def test_small_gives_every_ray_process_its_environment(small):
 
 
 def test_the_small_profiles_agent_modules_exist_in_this_ray():
-    from servelab.head_node import HEAD_ONLY_AGENT_MODULES
     from servelab.slim_agent import module_files
 
-    names = (*profiles.PROFILES["small"].agent_modules, *HEAD_ONLY_AGENT_MODULES)
-    assert module_files(list(names)) == ["ray.dashboard.modules.job.job_agent", "ray.dashboard.modules.log.log_agent",
+    assert module_files(list(profiles.PROFILES["small"].agent_modules)) == ["ray.dashboard.modules.log.log_agent",
                                          "ray.dashboard.modules.reporter.healthz_agent",
                                          "ray.dashboard.modules.reporter.reporter_agent"]
     with pytest.raises(SystemExit, match="NoSuchAgent"):
