@@ -22,8 +22,7 @@ import json
 import os
 import sys
 
-from .profiles import choose
-from .worker_node import run_node, slim_agents
+from .worker_node import run_node
 
 
 def command(temp_dir: str, ports: dict, *, num_cpus: float, num_gpus: float, memory: int | None,
@@ -87,9 +86,6 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.dashboard_modules:
         _load_only(args.dashboard_modules)
-    agents = choose().agent_modules  # the profile the cluster's environment names
-    if agents:
-        slim_agents(agents)
     ports = json.loads(args.ports)
     params = RayParams(
         node_ip_address="127.0.0.1",

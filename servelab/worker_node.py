@@ -75,11 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         metrics_export_port=ports["metrics"],
         include_log_monitor=False,  # the head's log monitor covers this machine
     )
-    from .profiles import choose
-
-    agents = choose().agent_modules  # the profile the cluster's environment names
-    if agents:
-        slim_agents(agents)
     return run_node(params, head=False)
 
 
@@ -124,6 +119,11 @@ def run_node(params, head: bool) -> int:
     node_supervisor.py, which this process execs into, unless SERVELAB_LIGHT_LAUNCHER=0."""
     import ray._private.node
 
+    from .profiles import choose
+
+    agents = choose().agent_modules  # the profile the cluster's environment names
+    if agents:
+        slim_agents(agents)
     # shutdown_at_exit: Ray's SIGTERM handler (drain, stop children) until the exec below.
     try:
         node = ray._private.node.Node(params, head=head, shutdown_at_exit=True, spawn_reaper=True)
