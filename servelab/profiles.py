@@ -37,6 +37,7 @@ class Profile:
     status_monitor: bool = True  # Ray's monitor process, which `ray status` reads, even without autoscaling
     log_monitor: bool = True  # Ray's log monitor, which streams worker output to drivers (log_to_driver)
     agent_modules: tuple[str, ...] | None = None  # dashboard agent module classes (slim_agent); None: all
+    standin_agents: bool = False  # servelab/standin_agents.py for runtime-env agents, and workers' dashboard agents
     env: dict[str, str] = field(default_factory=dict)  # for every process of the cluster
 
 
@@ -46,7 +47,7 @@ PROFILES: dict[str, Profile] = {
         "small", "for about 2 GB (Binder): fewer dashboard modules, fewer malloc arenas, no prestarted workers, "
                  "no monitor unless autoscaling, no log monitor",
         dashboard_modules=("NodeHead", "ServeHead", "StateHead"), status_monitor=False, log_monitor=False,
-        agent_modules=("ReporterAgent", "HealthzAgent", "LogAgent", "LogAgentV1Grpc"),
+        agent_modules=("ReporterAgent", "HealthzAgent", "LogAgent", "LogAgentV1Grpc"), standin_agents=True,
         env={"MALLOC_ARENA_MAX": "2", "RAY_prestart_worker_first_driver": "0"}),
 }
 
