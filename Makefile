@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.servelab-installed
 LAB_PORT ?= 8888
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install system lab labs test test-extended test-quick grade bench lock clean
+.PHONY: install system lab labs test test-extended test-quick grade bench lock clean binder-badge
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ system:
 # Student versions of the graded labs, generated from grading/source.
 labs: $(STAMP)
 	$(BIN)/servelab labs generate
+
+# The README's Binder badge, from the GitHub remote (binder/badge.py; REMOTE=... REF=... to choose).
+binder-badge:
+	$(PYTHON) binder/badge.py $(if $(REMOTE),--remote $(REMOTE),) $(if $(REF),--ref $(REF),)
 
 # JupyterLab on the course's start page, local target (no Kubernetes needed).
 lab: labs

@@ -35,15 +35,15 @@ from report import write_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 LAB = "lab4-rayservice-gpu"
-GOAL_GIB = 1.6
+GOAL_BYTES = 1.6e9  # the issue's "1.6 GB", read strictly (1.49 GiB)
 
-# What each process is, from its name and command line (first match wins: launchers' command
-# lines mention dashboard ports, so they come first).
+# What each process is, from its command line (first match wins: launchers' command lines
+# mention dashboard ports, so they come first); raylets and the GCS go by name.
 ROLES = (("servelab.worker_node", "worker-node launchers"), ("servelab.head_node", "head launcher"),
+         ("standin_agents.py", "stand-in agents (small profile)"),
          ("ServeReplica", "Serve replicas"), ("ServeController", "Serve controller"),
-         ("ProxyActor", "Serve proxy"), ("ray::IDLE", "idle Ray workers"), ("gcs_server", "Ray GCS"),
-         ("raylet", "raylets"), ("ray::DashboardAgent", "dashboard agents (one per node)"),
-         ("ray::RuntimeEnvAgent", "runtime-env agents (one per node)"), ("ray.util.client.server", "Ray Client server"),
+         ("ProxyActor", "Serve proxy"), ("ray::IDLE", "idle Ray workers"), ("ray::DashboardAgent", "Ray dashboard agents"),
+         ("ray::RuntimeEnvAgent", "Ray runtime-env agents"), ("ray.util.client.server", "Ray Client server"),
          ("dashboard", "Ray dashboard (head + modules)"),
          ("log_monitor", "Ray log monitor"), ("monitor.py", "Ray autoscaler"),
          ("ipykernel", "notebook kernel"), ("jupyter", "JupyterLab server"))
@@ -51,9 +51,11 @@ ROLES = (("servelab.worker_node", "worker-node launchers"), ("servelab.head_node
 
 def role(proc: psutil.Process) -> str:
     try:
-        text = " ".join(proc.cmdline()) or proc.name()
+        name, text = proc.name(), " ".join(proc.cmdline()) or proc.name()
     except psutil.Error:
         return "gone"
+    if name in ("raylet", "gcs_server"):  # their command lines name their agents' programs
+        return {"raylet": "raylets", "gcs_server": "Ray GCS"}[name]
     return next((r for key, r in ROLES if key in text), "other")
 
 
@@ -187,15 +189,16 @@ def run() -> dict:
     for r in results:
         gib = r["peak"] / 2**30
         print(f"  {r['profile']}: peak {gib:.2f} GiB ({r['peak'] / base:.1f}× baseline)", flush=True)
-        rows.append(f"| {r['profile']} | {gib:.2f} GiB | {r['peak'] / base:.1f}× |")
+        rows.append(f"| {r['profile']} | {gib:.2f} GiB ({r['peak'] / 1e9:.2f} GB) | {r['peak'] / base:.1f}× |")
     small = results[-1]
     parts = "\n".join(f"| {name} | {pss / 2**20:.0f} MiB |" for name, pss in small["at_peak"].items())
-    verdict = "meets" if small["peak"] / 2**30 <= GOAL_GIB else "misses"
+    verdict = "meets" if small["peak"] <= GOAL_BYTES else "misses"
     body = f"""
 Lab 4's solution (RAG RayService: head, CPU group, GPU group) run in the kernel of a real
 JupyterLab session; PSS summed over JupyterLab and every process under it, once a second.
 Baseline: the same JupyterLab with an idle kernel and no cluster. Goal for the small
-profile (Binder's 2 GB, with room to spare): at most {GOAL_GIB} GiB — the {small['profile']} profile {verdict} it.
+profile (Binder's 2 GB, with room to spare): at most {GOAL_BYTES / 1e9:.1f} GB ({GOAL_BYTES / 2**30:.2f} GiB) —
+the {small['profile']} profile {verdict} it.
 "Launchers keep Ray loaded" is the small profile with `SERVELAB_LIGHT_LAUNCHER=0`: each
 node's launcher waits with Ray imported instead of exec'ing into `node_supervisor.py`.
 

@@ -55,6 +55,7 @@ _SOCKET_SUFFIX_LEN = len("/session_2026-11-22_16-09-16_055240_4194304/sockets/pl
 # Every node here shares 127.0.0.1, so only one of them can own the Serve port:
 # on Kubernetes each pod has its own IP and a proxy may run on every node.
 PROXY_LOCATION = "HeadOnly"
+RAY_SITE = str(Path(__file__).resolve().parent / "ray_site")  # its sitecustomize runs in every Ray process
 DEFAULT_OBJECT_STORE_BYTES = 256 * 1024**2
 
 
@@ -165,6 +166,12 @@ class LocalRay:
             **self.profile.env,
         }
 
+    def _node_env(self) -> dict[str, str]:
+        """Environment for this cluster's node launchers, and so for all its Ray processes:
+        ray_env(), the marker that finds them, and servelab/ray_site first on PYTHONPATH."""
+        path = os.pathsep.join(p for p in (RAY_SITE, os.environ.get("PYTHONPATH")) if p)
+        return {**os.environ, **self.ray_env(), processes.MARKER: str(self._dir), "PYTHONPATH": path}
+
     # -- lifecycle -------------------------------------------------------
     def start(self, timeout: float = 180, show: bool = True) -> "LocalRay":
         if self.running:
@@ -231,7 +238,7 @@ class LocalRay:
             log_monitor=self.profile.log_monitor)
 
     def _launch_head(self) -> None:
-        env = {**os.environ, **self.ray_env(), processes.MARKER: str(self._dir)}
+        env = self._node_env()
         if self.autoscale:
             from .autoscaling import monitor_env
 
@@ -314,7 +321,7 @@ class LocalRay:
         before = set(self.node_ids())
         cmd = worker_node.command(self.gcs_address, str(self._dir / "r"), ports, num_cpus=num_cpus,
                                   num_gpus=num_gpus, memory=memory, labels=labels, resources=resources)
-        env = {**os.environ, **self.ray_env(), processes.MARKER: str(self._dir)}
+        env = self._node_env()
         with open(self._dir / f"worker-{len(self.workers)}.log", "wb") as log:
             proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True,

@@ -78,20 +78,33 @@ def main(argv: list[str] | None = None) -> int:
     return run_node(params, head=False)
 
 
-def slim_agents(modules: tuple[str, ...]) -> None:
-    """Make the raylet this process starts run its dashboard agent through servelab.slim_agent,
-    loading only the agent module classes `modules` instead of importing every dashboard package."""
+def agent_commands(modules: tuple[str, ...] | None, standins: bool, head: bool) -> None:
+    """Change the agents the raylet this process starts will run. The dashboard agent: through
+    servelab.slim_agent, loading only the agent module classes `modules`. With `standins`,
+    servelab/standin_agents.py instead of the runtime-env agent, and of the dashboard agent
+    on a worker node (the head's exports the Serve proxy's metrics)."""
     from ray._private import ray_constants, services
 
-    agent_py = os.path.join(services.RAY_PATH, "dashboard", "agent.py")
-    slim = f"-m servelab.slim_agent --servelab-modules={','.join(modules)}"
+    ray_py = {"--dashboard_agent_command=": os.path.join(services.RAY_PATH, "dashboard", "agent.py"),
+              "--runtime_env_agent_command=": os.path.join(services.RAY_PATH, "_private", "runtime_env",
+                                                            "agent", "main.py")}
+    standin = os.path.join(os.path.dirname(os.path.abspath(__file__)), "standin_agents.py")
+    instead = {}
+    if modules:
+        instead["--dashboard_agent_command="] = f"-m servelab.slim_agent --servelab-modules={','.join(modules)}"
+    if standins:
+        instead["--runtime_env_agent_command="] = f"-S {standin} runtime-env"
+        if not head:
+            instead["--dashboard_agent_command="] = f"-S {standin} dashboard"
+    if not instead:
+        return
     start = services.start_ray_process
 
     def start_ray_process(command, process_type, *args, **kwargs):
         if process_type == ray_constants.PROCESS_TYPE_RAYLET:
-            flag = "--dashboard_agent_command="
-            command = [a.replace(agent_py, slim, 1) if a.startswith(flag) else a for a in command]
-            assert any(flag in a and slim in a for a in command), "Ray's agent command changed shape"
+            for flag, new in instead.items():
+                command = [a.replace(ray_py[flag], new, 1) if a.startswith(flag) else a for a in command]
+                assert any(a.startswith(flag) and new in a for a in command), f"Ray's {flag} changed shape"
         return start(command, process_type, *args, **kwargs)
 
     services.start_ray_process = start_ray_process
@@ -121,9 +134,8 @@ def run_node(params, head: bool) -> int:
 
     from .profiles import choose
 
-    agents = choose().agent_modules  # the profile the cluster's environment names
-    if agents:
-        slim_agents(agents)
+    profile = choose()  # the one the cluster's environment names
+    agent_commands(profile.agent_modules, profile.standin_agents, head)
     # shutdown_at_exit: Ray's SIGTERM handler (drain, stop children) until the exec below.
     try:
         node = ray._private.node.Node(params, head=head, shutdown_at_exit=True, spawn_reaper=True)

@@ -86,9 +86,16 @@ def test_driver_connects_by_explicit_address_and_serves(local_ray):
 
         serve.run(double.bind(), name="double", route_prefix="/double")
         print("deployed")
+
+        @ray.remote(num_cpus=0.1)
+        def skipped_the_grammar():  # servelab/ray_site in the cluster's processes, not in drivers
+            import sys
+            return "lark" not in sys.modules and sys.modules.get("rfc3987_syntax", "absent") is None
+        print("workers skip it:", ray.get(skipped_the_grammar.remote()))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
     assert "deployed" in out.stdout, out.stderr[-3000:]
+    assert "workers skip it: True" in out.stdout
     assert wait_http(f"{local_ray.serve_url}/double?x=21", 200).text == "42"
 
 

@@ -1,10 +1,13 @@
 """The local target's profiles: which one is chosen, and what the small one runs."""
 
+from pathlib import Path
+
 import pytest
 import requests
 
 from servelab import processes, profiles
 from servelab.testing import start_for_fixture
+from servelab.waiting import Stuck
 
 
 def test_the_variable_wins_over_memory(monkeypatch):
@@ -69,6 +72,74 @@ def test_small_gives_every_ray_process_its_environment(small):
     env = raylets[0].environ()
     assert {k: env.get(k) for k in profiles.PROFILES["small"].env} == profiles.PROFILES["small"].env
     assert env.get(profiles.ENV) == "small"
+
+
+@pytest.fixture(scope="module")
+def small_worker(small):
+    return small.add_worker(num_cpus=1, num_gpus=1, labels={"servelab.io/group": "gpu-workers"}, show=False)
+
+
+def _agents(small) -> dict[str, list[str]]:
+    """Command lines of each raylet's children (its agents and workers), by node role."""
+    out = {}
+    for raylet in (p for p in small.processes() if p.name() == "raylet"):
+        role = "head" if "servelab.head_node" in " ".join(raylet.parent().cmdline()) else "worker"
+        out.setdefault(role, []).extend(" ".join(c.cmdline()) for c in raylet.children())
+    return out
+
+
+@pytest.mark.live
+def test_small_runs_stand_ins_for_the_agents_no_lesson_uses(small, small_worker):
+    agents = _agents(small)
+    standin = "servelab/standin_agents.py"
+    assert sum(f"{standin} runtime-env" in line for line in agents["head"]) == 1
+    assert sum(line.startswith("ray::DashboardAgent") for line in agents["head"]) == 1  # the Serve proxy's metrics
+    assert sum(f"{standin} dashboard" in line for line in agents["worker"]) == 1
+    assert sum(f"{standin} runtime-env" in line for line in agents["worker"]) == 1
+    lines = " ".join(processes.command_lines(small.processes()))
+    assert "ray::RuntimeEnvAgent" not in lines and lines.count("ray::DashboardAgent") == 1
+    for proc in small.processes():  # standard library only: no Ray loaded
+        if standin in " ".join(proc.cmdline()):
+            assert "_raylet" not in Path(f"/proc/{proc.pid}/maps").read_text()
+
+
+@pytest.mark.live
+def test_small_builds_env_vars_on_every_node_and_refuses_other_runtime_envs(small, small_worker, tmp_path):
+    (tmp_path / "probe_app.py").write_text(
+        "import os\nimport ray\nfrom ray import serve\n\n"
+        "@serve.deployment(ray_actor_options={'num_cpus': 0.1, 'num_gpus': 0.5})\n"
+        "class Probe:\n"
+        "    async def __call__(self, request):\n"
+        "        return {'probe': os.environ.get('PROBE'), 'node': ray.get_runtime_context().get_node_id()}\n\n"
+        "app = Probe.bind()\n")
+    http = {"host": "127.0.0.1", "port": small.ports.serve}
+    env = {"env_vars": {"PYTHONPATH": str(tmp_path), "PROBE": "from the stand-in"}}
+    small.serve_api.deploy({"http_options": http, "applications": [
+        {"name": "probe", "route_prefix": "/probe", "import_path": "probe_app:app", "runtime_env": env}]})
+    small.serve_api.wait_running(["probe"], timeout=120, show=False)
+    reply = requests.get(f"{small.serve_url}/probe", timeout=10).json()
+    assert reply == {"probe": "from the stand-in", "node": small_worker}  # the GPU replica, on the worker
+
+    small.serve_api.deploy({"http_options": http, "applications": [
+        {"name": "probe", "route_prefix": "/probe", "import_path": "probe_app:app", "runtime_env": env},
+        {"name": "pip", "route_prefix": "/pip", "import_path": "servelab.apps.hello:app",
+         "runtime_env": {"pip": ["requests"]}}]})
+    with pytest.raises(Stuck, match=r"(?s)small profile runs no runtime-env agent.*field\(s\) pip can't be built"):
+        small.serve_api.wait_running(["pip"], timeout=120, show=False)
+    assert requests.get(f"{small.serve_url}/probe", timeout=10).status_code == 200  # the other app lives on
+
+
+@pytest.mark.live
+def test_a_worker_nodes_stand_ins_go_with_its_raylet(small, small_worker):
+    import psutil
+
+    raylet = next(p for p in small.processes() if p.name() == "raylet"
+                  and "servelab.worker_node" in " ".join(p.parent().cmdline()))
+    standins = raylet.children()
+    assert len(standins) >= 2
+    raylet.kill()
+    gone, alive = psutil.wait_procs(standins, timeout=15)
+    assert not alive, [" ".join(p.cmdline()) for p in alive]
 
 
 def test_the_small_profiles_agent_modules_exist_in_this_ray():
