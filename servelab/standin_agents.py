@@ -28,6 +28,7 @@ import hmac
 import http.server
 import json
 import os
+import stat
 import sys
 import threading
 
@@ -59,7 +60,8 @@ def persist_port(session_dir: str, node_id: str, name: str, port: int) -> None:
 
 def exit_with_raylet() -> None:
     """Exit once the raylet is gone: it holds the write end of a pipe on our stdin (Ray's
-    agents watch it the same way), and a raylet killed outright also reparents us."""
+    agents watch it the same way), and a raylet killed outright also reparents us. Without
+    the pipe (RAY_enable_pipe_based_agent_to_parent_health_check=0) only the second holds."""
     parent = os.getppid()
 
     def watch_stdin():
@@ -70,7 +72,8 @@ def exit_with_raylet() -> None:
             return
         os._exit(0)
 
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    if stat.S_ISFIFO(os.fstat(0).st_mode):  # not /dev/null, where a read returns nothing at once
+        threading.Thread(target=watch_stdin, daemon=True).start()
     while True:
         threading.Event().wait(1.0)
         if os.getppid() != parent:

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 from ray.core.generated import runtime_env_agent_pb2 as pb
@@ -124,6 +125,24 @@ def test_the_dashboard_stand_in_says_it_serves_nothing_and_exits_with_its_raylet
             assert _port_file(tmp_path, name, proc) == "-1"
     finally:
         _exits_when_stdin_closes(proc)
+
+
+def test_without_the_pipe_it_waits_for_its_parent_instead(tmp_path):
+    # A raylet that gives its agents no pipe leaves them its own stdin (/dev/null here):
+    # reading that returns nothing at once, which must not pass for the raylet's death.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen(sys.argv[1:], "
+         "stdin=subprocess.DEVNULL); time.sleep(60)",
+         sys.executable, "-S", str(SCRIPT), "dashboard", f"--node-id={NODE}", f"--session-dir={tmp_path}"])
+    try:
+        _port_file(tmp_path, "metrics_agent_port", parent)
+        standin = next(p for p in psutil.Process(parent.pid).children() if "standin_agents.py" in " ".join(p.cmdline()))
+        time.sleep(2)
+        assert standin.is_running() and standin.status() != psutil.STATUS_ZOMBIE
+    finally:
+        parent.kill()
+        parent.wait()
+    standin.wait(timeout=10)  # reparented: its poll of the parent pid sees it
 
 
 def test_a_wrong_role_says_how_to_call_it():
