@@ -47,6 +47,7 @@ ROLES = (("servelab.worker_node", "worker-node launchers"), ("servelab.head_node
          ("dashboard", "Ray dashboard (head + modules)"),
          ("log_monitor", "Ray log monitor"), ("monitor.py", "Ray autoscaler"),
          ("ipykernel", "notebook kernel"), ("jupyter", "JupyterLab server"))
+BY_NAME = {"raylet": "raylets", "gcs_server": "Ray GCS"}
 
 
 def role(proc: psutil.Process) -> str:
@@ -54,8 +55,8 @@ def role(proc: psutil.Process) -> str:
         name, text = proc.name(), " ".join(proc.cmdline()) or proc.name()
     except psutil.Error:
         return "gone"
-    if name in ("raylet", "gcs_server"):  # their command lines name their agents' programs
-        return {"raylet": "raylets", "gcs_server": "Ray GCS"}[name]
+    if name in BY_NAME:  # their command lines name their agents' programs
+        return BY_NAME[name]
     return next((r for key, r in ROLES if key in text), "other")
 
 

@@ -1,8 +1,7 @@
-"""Stand-ins for Ray's two per-node agents, for the worker nodes of the small profile.
+"""Stand-ins for Ray's two per-node agents, for the small profile.
 
 Each raylet starts a dashboard agent and a runtime-env agent, Python processes that import
-Ray and take about 85 and 65 MiB. On a worker node of a servelab course cluster neither
-has work to do:
+Ray and take about 85 and 65 MiB. In a servelab course cluster they have little to do:
 - the dashboard agent exports the node's metrics and serves its logs; the course reads
   metrics from the head (the Serve proxy runs there) and logs from files;
 - the runtime-env agent builds runtime environments (pip, working_dir, ...); the course's
@@ -170,12 +169,11 @@ def expected_token() -> str:
     """The cluster's token when Ray's token auth is on (the raylet sends it), else ""."""
     if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
         return ""
-    token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
-    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
-    if not token:
-        with open(path) as f:  # Ray's own order: the variable, the path, ~/.ray/auth_token
-            token = f.read().strip()
-    return token
+    # Ray's own order: the variable, the file it names, ~/.ray/auth_token
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return os.environ["RAY_AUTH_TOKEN"].strip()
+    with open(os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")) as f:
+        return f.read().strip()
 
 
 class RuntimeEnvHandler(http.server.BaseHTTPRequestHandler):
