@@ -2,7 +2,7 @@
 
 import pytest
 
-pytest_plugins = ["servelab.testing", "pytester"]
+pytest_plugins = ["servelab.cluster.testing", "pytester"]
 
 
 def pytest_collection_modifyitems(config, items):

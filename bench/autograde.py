@@ -17,6 +17,7 @@ import nbformat
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import summary, write_section  # noqa: E402
 from servelab import grading  # noqa: E402
+from servelab.course import layout
 
 RUNS = 3
 LAB = "lab1-serve-basics"
@@ -26,7 +27,7 @@ def baseline_course(tmp: Path) -> Path:
     """A grading/ tree with one trivial assignment, same config as the course."""
     src = tmp / "source" / "baseline"
     src.mkdir(parents=True)
-    (tmp / "nbgrader_config.py").write_text((grading.GRADING / "nbgrader_config.py").read_text())
+    (tmp / "nbgrader_config.py").write_text((layout().grading / "nbgrader_config.py").read_text())
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                            "language": "python"}})
     cell = nbformat.v4.new_code_cell("assert 1 + 1 == 2")
@@ -55,7 +56,7 @@ def run() -> dict:
     labs, bases = [], []
     for i in range(RUNS):
         bases.append(time_autograde("baseline", base_root, {}))
-        labs.append(time_autograde(LAB, grading.GRADING, grading.solution_answers(LAB)))
+        labs.append(time_autograde(LAB, layout().grading, grading.solution_answers(LAB)))
         print(f"  run {i + 1}/{RUNS}: lab 1 {labs[-1]:.1f}s, baseline {bases[-1]:.1f}s", flush=True)
     ratio = statistics.median(labs) / statistics.median(bases)
     body = f"""

@@ -5,7 +5,7 @@ autoscaler). First a run without any fault, as the baseline; then each fault
 verb once, in the same run, with the same load: 2 closed-loop clients on
 /rag/, 5 s per-request timeout. For each: requests failed out of sent, the
 longest time without a successful answer, seconds until the fault's recovery
-rule held (servelab.faults), and throughput against the baseline.
+rule held (servelab.faults._verbs), and throughput against the baseline.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 
-from servelab import load, recovery  # noqa: E402
-from servelab.faults import LocalFaults  # noqa: E402
+from servelab import recovery  # noqa: E402
+from servelab.faults import load
+from servelab.faults._verbs import LocalFaults  # noqa: E402
 from servelab.targets import local  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +68,7 @@ def run() -> dict:
     body = f"""
 `bench/fault_recovery.py`: `manifests/rayservice-rag.yaml` on the local target (head, a CPU
 worker, GPU workers from Ray's autoscaler), {CLIENTS} closed-loop clients on `/rag/`, 5 s
-per-request timeout, each fault injected 3 s into its run (`servelab.recovery.measure`).
+per-request timeout, each fault injected 3 s into its run (`servelab.faults.recovery.measure`).
 Baseline without a fault, same run: {base.throughput:.1f} answers/s, {base.failed} failed of
 {base.sent}, longest gap {base.longest_gap_s():.2f} s.
 

@@ -40,7 +40,7 @@ ONE_RUN = PSS + r"""
 import json, sys, time
 import requests
 from servelab.targets import local
-from servelab.targets.vocabulary import is_ready
+from servelab.targets._vocabulary import is_ready
 t0 = time.perf_counter()
 cluster = local.up(sys.argv[1], show=False, timeout=600)
 t_up = time.perf_counter() - t0

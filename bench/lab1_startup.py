@@ -24,7 +24,7 @@ import json, time
 t0 = time.perf_counter()
 import requests, servelab
 from ray import serve
-from servelab import grading
+from servelab.grading import _course as grading
 cluster = servelab.LocalRay("bench").start(show=False)
 t_cluster = time.perf_counter() - t0
 cluster.connect()

@@ -60,7 +60,7 @@ def _usable_after(cmd: list[str], port: int) -> float:
 
 
 def run() -> dict:
-    from servelab.ports import free_port
+    from servelab.cluster._ports import free_port
 
     make, direct = [], []
     for i in range(RUNS):

@@ -129,7 +129,7 @@ def run() -> dict:
         f"| {local[c]['rps'] / remote[c]['rps']:.1f}x |" for c in CLIENTS)
     body = f"""
 `bench/rag_throughput.py`: `servelab.apps.rag` (5 deployments, 2 Retriever replicas) on a
-4-logical-CPU local cluster, {REQUESTS} requests per row from `servelab.load` (closed loop,
+4-logical-CPU local cluster, {REQUESTS} requests per row from `servelab.faults.load` (closed loop,
 the held-out questions in turn), next to the same stages called in one process by threads.
 
 | clients | in process req/s | in process p50 / p99 ms | Ray Serve req/s | Ray Serve p50 / p99 ms | cost of distribution (throughput ratio) |

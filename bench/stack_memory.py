@@ -39,8 +39,8 @@ GOAL_BYTES = 1.6e9  # the issue's "1.6 GB", read strictly (1.49 GiB)
 
 # What each process is, from its command line (first match wins: launchers' command lines
 # mention dashboard ports, so they come first); raylets and the GCS go by name.
-ROLES = (("servelab.worker_node", "worker-node launchers"), ("servelab.head_node", "head launcher"),
-         ("standin_agents.py", "stand-in agents (small profile)"),
+ROLES = (("servelab.cluster._worker_node", "worker-node launchers"), ("servelab.cluster._head_node", "head launcher"),
+         ("_standin_agents.py", "stand-in agents (small profile)"),
          ("ServeReplica", "Serve replicas"), ("ServeController", "Serve controller"),
          ("ProxyActor", "Serve proxy"), ("ray::IDLE", "idle Ray workers"), ("ray::DashboardAgent", "Ray dashboard agents"),
          ("ray::RuntimeEnvAgent", "Ray runtime-env agents"), ("ray.util.client.server", "Ray Client server"),
@@ -92,7 +92,7 @@ class Sampler(threading.Thread):
 
 
 def start_lab(root: Path, env: dict) -> tuple[subprocess.Popen, str, str]:
-    from servelab.ports import free_port
+    from servelab.cluster._ports import free_port
 
     port, token = free_port(), secrets.token_hex(16)
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
@@ -174,8 +174,8 @@ def measure(profile: str | None, label: str | None = None, extra_env: dict | Non
 
 
 def profiles() -> list[str]:
-    """The local target's profiles (servelab.profiles), the small one last."""
-    from servelab.profiles import PROFILES
+    """The local target's profiles (servelab.cluster._profiles), the small one last."""
+    from servelab.cluster._profiles import PROFILES
 
     return sorted(PROFILES, key=lambda name: name == "small")
 
@@ -201,7 +201,7 @@ Baseline: the same JupyterLab with an idle kernel and no cluster. Goal for the s
 profile (Binder's 2 GB, with room to spare): at most {GOAL_BYTES / 1e9:.1f} GB ({GOAL_BYTES / 2**30:.2f} GiB) —
 the {small['profile']} profile {verdict} it.
 "Launchers keep Ray loaded" is the small profile with `SERVELAB_LIGHT_LAUNCHER=0`: each
-node's launcher waits with Ray imported instead of exec'ing into `node_supervisor.py`.
+node's launcher waits with Ray imported instead of exec'ing into `_node_supervisor.py`.
 
 | profile | peak PSS of the whole stack | ratio to baseline |
 |---|---|---|

@@ -6,17 +6,36 @@ The public API is small on purpose:
   connects to it and returns it; ``cluster.stop()`` ends it.
 - ``LocalRay`` is the cluster itself, for scripts and tests.
 - ``ServeAPI`` reads and deploys through Serve's REST API.
-- ``Stuck`` is raised when a wait runs out of time; it names the layer to look at.
+- ``ServelabError`` is what servelab raises on purpose: ``.layer`` says which of
+  ``LAYERS`` to look at, ``.hint`` what to try; ``Stuck`` is a wait that ran out.
+
+One entry module per concern, each importable on its own:
+
+==========================  ====================================================
+``servelab.cluster``        the local Ray engine (nodes, ports, profiles)
+``servelab.targets``        where a manifest runs: ``local`` or Kubernetes
+``servelab.clients``        Serve's REST API, the State API, metrics
+``servelab.manifests``      the KubeRay manifest validator
+``servelab.observe``        waits with progress, watchers, dashboard, plots
+``servelab.faults``         fault verbs, bounded load, recovery
+``servelab.grading``        check helpers, self-check, autograde
+``servelab.course``         quiz, production plan
+``servelab.apps``           the reference Serve applications
+``servelab.cli``            the ``servelab`` command
+==========================  ====================================================
+
+Modules whose names start with an underscore are internal.
 """
 
-from .localray import LocalRay
-from .serve_api import ServeAPI, ServeAPIError
-from .waiting import Stuck
+from servelab.clients._serve import ServeAPI, ServeAPIError
+from servelab.cluster._localray import LocalRay
+from servelab.errors import LAYERS, ServelabError, Stuck
 
 __version__ = "0.1.0"
 RAY_VERSION = "2.60.0"
 
-__all__ = ["LocalRay", "ServeAPI", "ServeAPIError", "Stuck", "start_local", "RAY_VERSION"]
+__all__ = ["LocalRay", "ServeAPI", "ServeAPIError", "ServelabError", "Stuck", "LAYERS",
+           "start_local", "RAY_VERSION"]
 
 
 def start_local(name: str | None = None, *, num_cpus: int | None = None,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .textsearch import Encoder
+from servelab.apps.textsearch import Encoder
 
 ENV = "SERVELAB_MODEL_DIR"
 RERANKER_DIM = 1024

@@ -11,10 +11,10 @@ from __future__ import annotations
 from ray import serve
 from starlette.requests import Request
 
-from .device import SimulatedDevice, where_am_i
-from .knowledge import DOCS, TEXTS
-from .sentiment import LexiconModel
-from .textsearch import BM25, Encoder
+from servelab.apps.device import SimulatedDevice, where_am_i
+from servelab.apps.knowledge import DOCS, TEXTS
+from servelab.apps.sentiment import LexiconModel
+from servelab.apps.textsearch import BM25, Encoder
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.1})

@@ -37,11 +37,11 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import fault_flags
-from .bake import reranker_encoder
-from .device import SimulatedDevice, where_am_i
-from .knowledge import DOCS, TEXTS
-from .textsearch import BM25
+from servelab.faults import _flags as fault_flags
+from servelab.apps.bake import reranker_encoder
+from servelab.apps.device import SimulatedDevice, where_am_i
+from servelab.apps.knowledge import DOCS, TEXTS
+from servelab.apps.textsearch import BM25
 
 MAX_QUESTION_CHARS = 2000
 MAX_BODY_BYTES = 16 * 1024
@@ -54,7 +54,7 @@ class Switches:
 
     `fail_health: true` in user_config reaches every replica (and their
     replacements: the whole deployment stays broken until the config changes);
-    `servelab fault fail-health` flags one replica only (servelab.fault_flags).
+    `servelab fault fail-health` flags one replica only (servelab.faults._flags).
     """
 
     fail_health = False

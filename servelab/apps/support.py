@@ -19,9 +19,9 @@ from ray.serve.handle import DeploymentHandle
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .device import where_am_i
-from .runbooks import RUNBOOKS
-from .textsearch import BM25
+from servelab.apps.device import where_am_i
+from servelab.apps.runbooks import RUNBOOKS
+from servelab.apps.textsearch import BM25
 
 MAX_TICKET_CHARS = 2000
 _WORD = re.compile(r"[a-z0-9]+")

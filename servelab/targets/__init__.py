@@ -1,28 +1,19 @@
 """Where a manifest runs: `local` (a private Ray cluster here) or `kubernetes` (KubeRay).
 
 Both take the same manifest files and report status in the same RayService
-vocabulary (see vocabulary.py), so lessons and graded checks work on either.
+vocabulary, so lessons and graded checks work on either.
+
+Public: `local` (the local target: `local.up(FILE)`, `local.status(cluster)`,
+`local.wait_ready(cluster)`, `local.down(NAME)`), `kubernetes` (helm install of the
+operator, `KubernetesTarget`, port-forwards), the status
+vocabulary (`is_ready`, `ready_condition`), `ManifestError` and `read_manifest`.
 """
 
-from __future__ import annotations
+from servelab.targets import _kubernetes as kubernetes
+from servelab.targets import _local as local
+from servelab.targets._kubernetes import KUBERAY_VERSION, KubernetesTarget
+from servelab.targets._manifest import ManifestError, read_manifest
+from servelab.targets._vocabulary import is_ready, ready_condition
 
-from pathlib import Path
-
-from .. import manifests
-
-
-class ManifestError(ValueError):
-    """The manifest has errors; nothing was started."""
-
-
-def read_manifest(path: str | Path) -> dict:
-    """The first RayCluster or RayService in the file; errors stop here, not halfway up."""
-    findings = manifests.validate_file(path)
-    errors = [f for f in findings if f.severity == "error"]
-    if errors:
-        raise ManifestError("the manifest has errors; fix them first:\n" + "\n".join(map(str, errors)))
-    docs, _ = manifests.load(Path(path).read_text(), str(path))
-    for doc in docs:
-        if doc.get("kind") in ("RayCluster", "RayService"):
-            return doc
-    raise ManifestError(f"{path} holds no RayCluster or RayService")
+__all__ = ["local", "kubernetes", "KubernetesTarget", "KUBERAY_VERSION", "ManifestError", "read_manifest",
+           "is_ready", "ready_condition"]

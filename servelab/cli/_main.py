@@ -1,0 +1,405 @@
+"""`servelab` command line: clusters on either target, KubeRay install, validation, student labs, grading."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from servelab.cluster import _envcheck as envcheck
+from servelab.course.layout import layout
+from servelab.grading import _labs as labs
+from servelab.cluster._localray import LocalRay
+from servelab.targets._kubernetes import KUBERAY_VERSION
+from servelab.clients._serve import ServeAPIError
+from servelab.observe._waiting import Stuck
+
+
+def _select(name: str | None) -> list[LocalRay]:
+    clusters = LocalRay.find()
+    if name:
+        clusters = [c for c in clusters if c.name == name]
+    return clusters
+
+
+def _kubernetes(args):
+    from servelab.targets._kubernetes import KubernetesTarget
+
+    return KubernetesTarget(namespace=args.namespace)
+
+
+def _print_report(report: dict) -> None:
+    from servelab.targets._vocabulary import ready_condition
+
+    ready = ready_condition(report)
+    print(f"  Ready={ready['status']} ({ready['reason']}){': ' + ready['message'] if ready.get('message') else ''}")
+    if report.get("layer"):
+        print(f"  look at the {report['layer']} layer first")
+    for app_name, app in ((report.get("activeServiceStatus") or {}).get("applicationStatuses") or {}).items():
+        print(f"  app {app_name} [{app.get('status')}]")
+        for dep_name, dep in (app.get("serveDeploymentStatuses") or {}).items():
+            print(f"    {dep_name} [{dep.get('status')}] {dep.get('message') or ''}".rstrip())
+    if report.get("nodes"):
+        print(f"  Ray nodes by group: {report['nodes']}")
+    for dep, where in (report.get("placement") or {}).items():
+        print(f"    {dep} replicas by group: {where or 'none running'}")
+
+
+def cmd_up(args) -> int:
+    if args.target == "kubernetes":
+        if not args.manifest:
+            raise ValueError("the kubernetes target needs a manifest: servelab up FILE --target kubernetes")
+        target = _kubernetes(args)
+        result = target.up(args.manifest)
+        if args.wait:
+            _print_report(target.wait_ready(result["name"], result["kind"], result["namespace"],
+                                            timeout=args.timeout))
+        return 0
+    if args.manifest:
+        from servelab.targets import _local as local
+
+        cluster = local.up(args.manifest, timeout=args.timeout, die_with_owner=False)
+        print(f"{cluster.name} is up: Serve {cluster.serve_url}, dashboard {cluster.dashboard_url}\n"
+              f"Check it with: servelab status --name {cluster.name}")
+        return 0
+    if any(c.name == args.name for c in LocalRay.find()):
+        print(f"Cluster '{args.name}' is already running (servelab status).")
+        return 0
+    # A CLI cluster outlives this command, so it must not die with it.
+    cluster = LocalRay(args.name, num_cpus=args.cpus, num_gpus=args.gpus, die_with_owner=False)
+    cluster.start(timeout=args.timeout)
+    print(f"Serve:     {cluster.serve_url}\nDashboard: {cluster.dashboard_url}\n"
+          f"Metrics:   {cluster.metrics_url}\nToken:     {cluster.token_file}\n"
+          f"Stop it with: servelab down --name {cluster.name}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    if args.target == "kubernetes":
+        if not args.name:
+            raise ValueError("name the RayService or RayCluster: servelab status --target kubernetes --name NAME")
+        report = _kubernetes(args).status(args.name, args.kind)
+        print(f"{report['kind']} {args.name}:")
+        _print_report(report)
+        return 0 if report.get("layer") is None else 1
+    clusters = _select(args.name)
+    if not clusters:
+        print("No servelab cluster is running.")
+        return 1 if args.name else 0
+    for c in clusters:
+        print(f"{c.name}: owner pid {c.owner_pid}, {len(c.processes())} processes\n"
+              f"  serve {c.serve_url}  dashboard {c.dashboard_url}")
+        if (c.dir / "manifest.json").exists():
+            from servelab.targets import _local as local
+
+            _print_report(local.status(c))
+        try:
+            apps = c.serve_api.applications()
+        except ServeAPIError as exc:
+            print(f"  {exc}")
+            continue
+        for app_name, app in apps.items():
+            print(f"  app {app_name} [{app.get('status')}] {app.get('route_prefix') or ''}")
+            for dep_name, dep in (app.get("deployments") or {}).items():
+                states = [r.get("state") for r in dep.get("replicas") or []]
+                running = states.count("RUNNING")
+                print(f"    {dep_name} [{dep.get('status')}] {running}/{dep.get('target_num_replicas')} replicas running")
+    return 0
+
+
+def cmd_down(args) -> int:
+    if args.target == "kubernetes":
+        if not args.name:
+            raise ValueError("name the RayService or RayCluster: servelab down --target kubernetes --name NAME")
+        deleted = _kubernetes(args).down(args.name, args.kind)
+        print(f"{args.kind} {args.name}: {'deleted' if deleted else 'not found'}")
+        return 0
+    clusters = LocalRay.find() if args.all else _select(args.name or "servelab")
+    if not clusters:
+        print("Nothing to stop.")
+    for c in clusters:
+        c.stop()
+    return 0
+
+
+def cmd_k8s(args) -> int:
+    from servelab.targets import _kubernetes as k8s
+
+    if args.action == "install":
+        k8s.install_operator(args.version, args.operator_namespace)
+        print(f"KubeRay {args.version} is installed and its operator is available.")
+    elif args.action == "check":
+        k8s.check_operator(args.operator_namespace, timeout=args.timeout)
+        print("KubeRay's CRDs are established and its operator is available.")
+    elif args.action == "commands":
+        for cmd in k8s.helm_commands(args.version, args.operator_namespace):
+            print(" ".join(cmd))
+    else:  # port-forward
+        if not args.name:
+            raise ValueError("name the RayService or RayCluster: servelab k8s port-forward --name NAME")
+        with _kubernetes(args).port_forward(args.name, args.kind) as fwd:
+            print(f"Serve:     {fwd.serve_url}\nDashboard: {fwd.dashboard_url}\n(Ctrl-C to stop)", flush=True)
+            try:
+                signal.pause()
+            except KeyboardInterrupt:
+                pass
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from servelab.manifests import _kuberay as manifests
+
+    errors = 0
+    for path in args.files:
+        findings = manifests.validate_file(path)
+        errors += sum(f.severity == "error" for f in findings)
+        for f in findings:
+            print(f)
+        if not findings:
+            print(f"{path}: ok")
+    return 1 if errors else 0
+
+
+def cmd_labs(args) -> int:
+    if args.action == "generate":
+        written = labs.generate(everything=args.all)
+        for path in written:
+            print(f"wrote {path.relative_to(layout().root)}")
+        if not written:
+            print("labs/ is up to date with grading/source (--all regenerates anyway)")
+        return 0
+    diffs = labs.stale()
+    for line in diffs:
+        print(line)
+    if diffs:
+        print("labs/ is out of date: run `make labs` and commit the result.")
+    return 1 if diffs else 0
+
+
+def cmd_check(args) -> int:
+    from servelab.grading import selfcheck
+
+    notebook = Path(args.notebook) if args.notebook else layout().labs / args.lab / f"{args.lab}.ipynb"
+    if not notebook.exists():
+        print(f"error: no notebook {notebook}; pass --notebook with your copy of the lab", file=sys.stderr)
+        return 2
+    print(f"Running {notebook} in a fresh kernel, top to bottom, as the grader will "
+          "(a live lab starts its own cluster: minutes)...", flush=True)
+    outcomes = selfcheck.check_notebook(args.lab, notebook, timeout_s=args.timeout)
+    print(selfcheck.report(outcomes))
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
+def cmd_grade(args) -> int:
+    from servelab.grading import _autograde as autograde
+
+    try:
+        results = autograde.grade(Path(args.course), args.lab, force=args.force, limit_s=args.limit,
+                                  workers=args.workers, use_sandbox=args.sandbox)
+    except autograde.GradingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1 if any(r.score is None for r in results) else 0
+
+
+def cmd_load(args) -> int:
+    import json
+
+    from servelab.faults import load
+
+    payload = json.loads(args.json) if args.json is not None else None
+    report = load.run(args.url, payload, concurrency=args.concurrency, rate=args.rate,
+                      count=args.count, duration_s=args.duration, timeout_s=args.timeout)
+    print(json.dumps(report.as_dict(), indent=2) if args.as_json else report.summary())
+    if args.plot:
+        from servelab.observe._plots import plot_load
+
+        plot_load(report).figure.savefig(args.plot, dpi=100, bbox_inches="tight")
+        print(f"wrote {args.plot}")
+    return 0 if report.ok else 1
+
+
+FAULT_ARGS = {"kill-replica": ["APP", "DEPLOYMENT"], "hang-replica": ["APP", "DEPLOYMENT"],
+              "fail-health": ["APP", "DEPLOYMENT"], "lose-state": ["APP", "DEPLOYMENT"],
+              "kill-node": ["GROUP"], "bad-rollout": ["FILE"],
+              "kill-controller": [], "kill-proxy": [], "kill-head": []}
+
+
+def _local_cluster(name: str | None) -> LocalRay:
+    clusters = _select(name)
+    if len(clusters) == 1:
+        return clusters[0]
+    running = ", ".join(c.name for c in LocalRay.find()) or "none"
+    raise ValueError(f"{'no' if not clusters else 'more than one'} local cluster "
+                     f"{'named ' + repr(name) if name else 'running'}: pick one with --name (running: {running})")
+
+
+def cmd_fault(args) -> int:
+    import contextlib
+    import json
+
+    from servelab.faults import _verbs as fault_lib
+
+    wanted = FAULT_ARGS[args.verb]
+    if len(args.args) != len(wanted):
+        raise ValueError(f"usage: servelab fault {args.verb} {' '.join(wanted)}".rstrip()
+                         + f" (got {len(args.args)} argument(s))")
+    kwargs = {"count": args.count} if args.verb == "kill-replica" else {}
+    with contextlib.ExitStack() as stack:
+        if args.target == "kubernetes":
+            if not args.name:
+                raise ValueError("name the RayService or RayCluster: servelab fault VERB ... --target kubernetes --name NAME")
+            target = _kubernetes(args)
+            dashboard = args.dashboard
+            if not dashboard:
+                forward = stack.enter_context(target.port_forward(args.name, args.kind))
+                dashboard = forward.dashboard_url
+            faults = fault_lib.KubernetesFaults(target, args.name, dashboard, kind=args.kind,
+                                                namespace=args.namespace)
+        else:
+            faults = fault_lib.LocalFaults(_local_cluster(args.name))
+        if not args.measure:
+            fault = faults.inject(args.verb, *args.args, **kwargs)
+            if args.as_json:
+                print(json.dumps(fault.as_dict(), indent=2, default=str))
+            return 0
+        from servelab.faults import recovery
+
+        payload = json.loads(args.json) if args.json is not None else None
+        result = recovery.measure(faults, lambda f: f.inject(args.verb, *args.args, **kwargs), args.measure,
+                                  payload, concurrency=args.concurrency, max_s=args.max, retries=args.retries)
+    print(json.dumps(result.as_dict(), indent=2) if args.as_json else result.summary())
+    if args.plot:
+        result.plot().figure.savefig(args.plot, dpi=100, bbox_inches="tight")
+        print(f"wrote {args.plot}")
+    return 0 if result.recovered else 1
+
+
+def _target_options(parser, target: bool = True) -> None:
+    if target:
+        parser.add_argument("--target", choices=["local", "kubernetes"],
+                            default=os.environ.get("SERVELAB_TARGET", "local"),
+                            help="where the manifest runs (default: $SERVELAB_TARGET or local)")
+    parser.add_argument("--namespace", help="kubernetes: namespace for manifests that name none")
+    parser.add_argument("--kind", choices=["RayService", "RayCluster"], default="RayService",
+                        help="kubernetes: the kind of the named object")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="servelab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start a local Ray cluster with Serve (127.0.0.1 only), "
+                                   "shaped by a RayCluster/RayService manifest if given")
+    up.add_argument("manifest", nargs="?", help="a RayCluster or RayService YAML file")
+    up.add_argument("--name", default="servelab")
+    up.add_argument("--cpus", type=int, default=None, help="logical CPUs (default: max(4, cores))")
+    up.add_argument("--gpus", type=int, default=0, help="logical GPUs to advertise")
+    up.add_argument("--timeout", type=float, default=300)
+    up.add_argument("--wait", action="store_true", help="kubernetes: wait for the Ready condition")
+    _target_options(up)
+    up.set_defaults(func=cmd_up)
+
+    status = sub.add_parser("status", help="clusters, applications and replicas (RayService vocabulary)")
+    status.add_argument("--name")
+    _target_options(status)
+    status.set_defaults(func=cmd_status)
+
+    down = sub.add_parser("down", help="stop a local cluster by its own pids, or delete the Kubernetes object")
+    down.add_argument("--name")
+    down.add_argument("--all", action="store_true", help="every local cluster this user started")
+    _target_options(down)
+    down.set_defaults(func=cmd_down)
+
+    k8s = sub.add_parser("k8s", help="the KubeRay operator on your Kubernetes cluster (helm), port-forward")
+    k8s.add_argument("action", choices=["install", "check", "commands", "port-forward"])
+    k8s.add_argument("--version", default=KUBERAY_VERSION, help="KubeRay chart version")
+    k8s.add_argument("--operator-namespace", default="kuberay-system")
+    k8s.add_argument("--name", help="port-forward: the RayService or RayCluster")
+    k8s.add_argument("--timeout", type=float, default=300)
+    _target_options(k8s, target=False)
+    k8s.set_defaults(func=cmd_k8s)
+
+    env = sub.add_parser("env", help="versions, machine size and active target")
+    env.set_defaults(func=lambda a: (envcheck.print_report(), 0)[1])
+
+    validate = sub.add_parser("validate", help="check KubeRay manifests (exit 1 on errors)")
+    validate.add_argument("files", nargs="+")
+    validate.set_defaults(func=cmd_validate)
+
+    ld = sub.add_parser("load", help="bounded load on a Serve endpoint on this machine (loopback only)")
+    ld.add_argument("url", help="for example http://127.0.0.1:8000/rag/")
+    ld.add_argument("--json", help='the request body, e.g. \'{"question": "why pending?"}\' (POST)')
+    ld.add_argument("--concurrency", "-c", type=int, default=1, help="clients in flight (default 1)")
+    ld.add_argument("--rate", type=float, help="fixed requests per second instead of a closed loop")
+    ld.add_argument("--count", "-n", type=int, default=100, help="at most this many requests")
+    ld.add_argument("--duration", type=float, default=30, help="at most this many seconds")
+    ld.add_argument("--timeout", type=float, default=10, help="per-request timeout in seconds")
+    ld.add_argument("--as-json", action="store_true", help="print the summary as JSON")
+    ld.add_argument("--plot", help="save a latency/error timeline as this PNG")
+    ld.set_defaults(func=cmd_load)
+
+    fault = sub.add_parser(
+        "fault", help="inject a fault into a cluster servelab runs (and measure recovery under load)",
+        description="Verbs and their arguments: " + "; ".join(
+            f"{verb} {' '.join(a)}".strip() for verb, a in FAULT_ARGS.items())
+        + ". kill-head is for the Kubernetes target only.")
+    fault.add_argument("verb", choices=list(FAULT_ARGS))
+    fault.add_argument("args", nargs="*", help="APP DEPLOYMENT, GROUP or FILE, as the verb needs")
+    fault.add_argument("--name", help="the local cluster (default: the only one running), "
+                                      "or the Kubernetes RayService/RayCluster")
+    fault.add_argument("--count", type=int, default=1, help="kill-replica: how many replicas")
+    fault.add_argument("--dashboard", help="kubernetes: a dashboard URL you already port-forward "
+                                           "(default: servelab starts a port-forward)")
+    fault.add_argument("--measure", metavar="URL",
+                       help="send bounded load to URL while injecting, and report recovery")
+    fault.add_argument("--json", help="--measure: the request body (POST)")
+    fault.add_argument("--concurrency", "-c", type=int, default=4, help="--measure: clients in flight")
+    fault.add_argument("--max", type=float, default=120, help="--measure: give up after this many seconds")
+    fault.add_argument("--retries", type=int, default=0, help="--measure: client retries on 502/503/504")
+    fault.add_argument("--as-json", action="store_true", help="print the record or result as JSON")
+    fault.add_argument("--plot", help="--measure: save latency, errors and replicas over time as this PNG")
+    _target_options(fault)
+    fault.set_defaults(func=cmd_fault)
+
+    lab = sub.add_parser("labs", help="student labs generated from grading/source")
+    lab.add_argument("action", choices=["generate", "check"])
+    lab.add_argument("--all", action="store_true", help="generate: every lab, changed or not")
+    lab.set_defaults(func=cmd_labs)
+
+    check = sub.add_parser("check", help="before you submit: run your lab as the grader will and say, "
+                                         "for each failing visible test, which layer to look at")
+    check.add_argument("lab", help="the lab, e.g. lab2-rag-pipeline")
+    check.add_argument("--notebook", help="your notebook (default: labs/LAB/LAB.ipynb)")
+    check.add_argument("--timeout", type=float, default=600, help="seconds per cell (default 600)")
+    check.set_defaults(func=cmd_check)
+
+    grade = sub.add_parser("grade", help="autograde every submission of a lab in an nbgrader course folder "
+                                         "(resumable), with feedback, grades.csv and a summary")
+    grade.add_argument("lab", help="the assignment, e.g. lab2-rag-pipeline")
+    grade.add_argument("--course", default=".", help="nbgrader course root holding source/ and submitted/ (default: .)")
+    grade.add_argument("--force", action="store_true", help="regrade students graded by an earlier run")
+    grade.add_argument("--limit", type=float, default=30 * 60, help="wall-clock seconds per submission (default 1800)")
+    grade.add_argument("--workers", type=int, default=None,
+                       help="submissions graded at once (default: one per core and per 4 GiB free)")
+    grade.add_argument("--sandbox", action=argparse.BooleanOptionalAction, default=None,
+                       help="run kernels under bwrap (default: when bwrap works here)")
+    grade.set_defaults(func=cmd_grade)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (Stuck, ServeAPIError, RuntimeError, ValueError) as exc:  # ManifestError is a ValueError;
+        # FaultError is a RuntimeError
+        print(f"servelab: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

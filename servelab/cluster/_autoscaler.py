@@ -1,0 +1,177 @@
+"""Ray's own autoscaler over a manifest's worker groups, on one machine.
+
+On Kubernetes, `enableInTreeAutoscaling: true` adds an autoscaler container to
+the head pod: it reads the RayCluster, watches Ray's resource demand, and asks
+KubeRay for more or fewer worker pods. Here the same autoscaler (Ray's v1
+StandardAutoscaler, run by the head's monitor process) gets:
+
+- its config from Ray's own KubeRay translation of the RayCluster spec
+  (`_derive_autoscaling_config_from_ray_cr`: groups, min/max, resources, idle timeout);
+- a node provider that is Ray's fake multi-node provider with one change:
+  a "pod" is a `servelab.cluster._worker_node` process on 127.0.0.1 with its own ports,
+  instead of in-process nodes on the machine's address (see worker_node.py).
+
+Ray's `AutoscalingCluster` test helper would do the wiring but is broken in
+2.60 (its example config is not shipped) and runs `ray stop --force`, which
+would kill every Ray cluster of every user on a shared machine.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+
+from ray.autoscaler._private.fake_multi_node.node_provider import (
+    FAKE_HEAD_NODE_ID,
+    FakeMultiNodeProvider,
+)
+from ray.autoscaler.tags import TAG_RAY_USER_NODE_TYPE
+
+HEAD_TYPE = "headgroup"  # the name KubeRay's translation gives the head group
+GROUP_LABEL = "servelab.io/group"
+UPDATE_INTERVAL_S = "2"  # the autoscaler's loop; Ray's default is 5 s
+MAX_RESTARTS_PER_GROUP = 10
+
+
+def autoscaler_config(name: str, cluster_spec: dict, *, gcs_address: str, temp_dir: str,
+                      max_nodes: int) -> tuple[dict, list[str]]:
+    """The autoscaler config for a RayCluster spec, and warnings about what was capped."""
+    from ray.autoscaler._private.kuberay.autoscaling_config import (
+        _derive_autoscaling_config_from_ray_cr,
+    )
+
+    spec = copy.deepcopy(cluster_spec)
+    warnings = []
+    budget = max_nodes - 1  # the head counts
+    initial = {}
+    for group in spec.get("workerGroupSpecs") or []:
+        # KubeRay's defaults for fields the translation requires.
+        group.setdefault("minReplicas", 0)
+        group.setdefault("maxReplicas", 2**31 - 1)  # KubeRay's default: no upper bound
+        group.setdefault("rayStartParams", {})
+        name_ = group["groupName"]
+        if group["maxReplicas"] > budget:
+            warnings.append(f"{name_}: maxReplicas {group['maxReplicas']} capped to {max(budget, 0)} "
+                            f"(SERVELAB_MAX_NODES={max_nodes} counts the head)")
+            group["maxReplicas"] = max(budget, 0)
+            group["minReplicas"] = min(group["minReplicas"], group["maxReplicas"])
+        count = group.get("replicas", group["minReplicas"])
+        initial[name_] = max(group["minReplicas"], min(count, group["maxReplicas"]))
+    cr = {"metadata": {"name": name, "namespace": "default"}, "spec": spec}
+    config = _derive_autoscaling_config_from_ray_cr(cr)
+    if config["max_workers"] > budget:
+        warnings.append(f"at most {max(budget, 0)} worker nodes at a time on this machine "
+                        f"(the groups together allow {config['max_workers']})")
+        config["max_workers"] = max(budget, 0)
+    types = config["available_node_types"]
+    for type_name, node_type in types.items():
+        if type_name != HEAD_TYPE:
+            node_type["labels"] = {**node_type.get("labels", {}), GROUP_LABEL: type_name}
+    config["provider"] = {
+        "type": "external",
+        "module": f"{__name__}.LocalNodeProvider",
+        "gcs_address": gcs_address,
+        "temp_dir": temp_dir,
+        "head_node_type": HEAD_TYPE,
+        # KubeRay starts `replicas` pods before the autoscaler has a say.
+        "initial_workers": {t: {"count": n, "resources": types[t]["resources"], "labels": types[t]["labels"]}
+                            for t, n in initial.items() if n},
+        # As KubeRay configures it: nodes come up ready, no SSH setup, no config hash.
+        "disable_node_updaters": True,
+        "disable_launch_config_check": True,
+        "foreground_node_launch": True,
+        "worker_liveness_check": False,
+        # Every node shares 127.0.0.1: the autoscaler must tell them apart by node id.
+        "use_node_id_as_ip": True,
+    }
+    return config, warnings
+
+
+def monitor_env() -> dict[str, str]:
+    """Environment for `ray start --head --autoscaling-config=...`."""
+    from servelab.cluster._ports import free_port
+
+    return {
+        "RAY_FAKE_CLUSTER": "1",  # the fake provider requires it; it also fixes the head's node id
+        "AUTOSCALER_UPDATE_INTERVAL_S": UPDATE_INTERVAL_S,
+        "AUTOSCALER_METRIC_PORT": str(free_port()),  # default 44217 would clash between clusters
+    }
+
+
+class LocalNodeProvider(FakeMultiNodeProvider):
+    """The fake multi-node provider, launching each node as a worker_node process.
+
+    Runs inside the head's monitor process. Node ids are the fake provider's
+    deterministic ones (passed to the raylet), which is how the autoscaler
+    matches launched nodes with their resource reports.
+    """
+
+    def __init__(self, provider_config: dict, cluster_name: str):
+        super().__init__(provider_config, cluster_name)
+        self._nodes[FAKE_HEAD_NODE_ID]["tags"][TAG_RAY_USER_NODE_TYPE] = provider_config["head_node_type"]
+        self._log_dir = os.path.dirname(os.path.abspath(provider_config["temp_dir"]))
+        self._restarts: dict[str, int] = {}  # per group: a crash loop stops, as CrashLoopBackOff would
+        for type_name, initial in (provider_config.get("initial_workers") or {}).items():
+            for _ in range(initial["count"]):
+                self._create_node_with_resources_and_labels(
+                    {}, {TAG_RAY_USER_NODE_TYPE: type_name}, 1, initial["resources"], initial["labels"])
+
+    def non_terminated_nodes(self, tag_filters):
+        with self.lock:
+            for node_id, node in list(self._nodes.items()):
+                proc = node.get("proc")
+                if proc is None or proc.poll() is None:
+                    continue
+                # A node whose process died (a crash, `servelab fault kill-node`) is a pod
+                # that is gone, and KubeRay recreates a pod the RayCluster still wants.
+                # The autoscaler removes nodes through terminate_node, never this way.
+                del self._nodes[node_id]
+                type_name = node["tags"][TAG_RAY_USER_NODE_TYPE]
+                if self._restarts.get(type_name, 0) < MAX_RESTARTS_PER_GROUP:
+                    self._restarts[type_name] = self._restarts.get(type_name, 0) + 1
+                    self._create_node_with_resources_and_labels(
+                        {}, {TAG_RAY_USER_NODE_TYPE: type_name}, 1, node["resources"], node["labels"])
+        return super().non_terminated_nodes(tag_filters)
+
+    def _create_node_with_resources_and_labels(self, node_config, tags, count, resources, labels):
+        from ray.autoscaler.tags import (
+            NODE_KIND_WORKER, STATUS_UP_TO_DATE, TAG_RAY_NODE_KIND, TAG_RAY_NODE_NAME,
+            TAG_RAY_NODE_STATUS,
+        )
+
+        from servelab.cluster import _processes as processes
+        from servelab.cluster import _worker_node as worker_node
+        from servelab.cluster._ports import worker_ports
+
+        custom = dict(resources)
+        cpus, gpus, memory = custom.pop("CPU", 0), custom.pop("GPU", 0), custom.pop("memory", None)
+        custom.pop("object_store_memory", None)  # worker_node sizes the object store itself
+        with self.lock:
+            type_name = tags[TAG_RAY_USER_NODE_TYPE]
+            node_id = self._next_hex_node_id()
+            cmd = worker_node.command(self.provider_config["gcs_address"], self.provider_config["temp_dir"],
+                                      worker_ports(), num_cpus=cpus, num_gpus=gpus, memory=memory,
+                                      labels=labels, resources=custom)
+            env = {**os.environ, "RAY_OVERRIDE_NODE_ID_FOR_TESTING": node_id,
+                   "RAY_CLOUD_INSTANCE_ID": node_id, "RAY_NODE_TYPE_NAME": type_name}
+            env.pop("RAY_FAKE_CLUSTER", None)
+            log_path = os.path.join(self._log_dir, f"node-{type_name}-{node_id[-5:]}.log")
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=processes.die_with_parent)
+            processes.record_session(self._log_dir, proc.pid)
+            all_tags = {TAG_RAY_NODE_KIND: NODE_KIND_WORKER, TAG_RAY_USER_NODE_TYPE: type_name,
+                        TAG_RAY_NODE_NAME: node_id, TAG_RAY_NODE_STATUS: STATUS_UP_TO_DATE, **tags}
+            self._nodes[node_id] = {"tags": all_tags, "proc": proc, "resources": resources, "labels": labels}
+
+    def _terminate_node(self, node):
+        proc = node["proc"]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # the node drains, then stops its processes
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()

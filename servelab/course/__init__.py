@@ -1,0 +1,11 @@
+"""Course content that is code, and where the course's files are.
+
+Public: `layout()` and `Layout` (the course root and its folders), and the modules
+`quiz` (`quiz.ask`, `quiz.show`, `quiz.feedback`) and `production_plan` (lab 8's
+scenario and the checks of a plan), imported on demand
+(`from servelab.course import quiz`): they load ipywidgets and Ray's schemas.
+"""
+
+from servelab.course.layout import Layout, layout
+
+__all__ = ["Layout", "layout", "quiz", "production_plan"]

@@ -1,0 +1,36 @@
+"""One error hierarchy: every error servelab raises on purpose says which layer to look at.
+
+The course's debugging model walks five layers, outside in. A `ServelabError`
+carries one of them as `.layer`, and a `.hint` (what to do next); the CLI and a
+lab's self-check read those attributes instead of parsing messages. A wait
+that runs out of time is a `Stuck`, which is also a `TimeoutError`.
+"""
+
+from __future__ import annotations
+
+LAYERS = ("Kubernetes", "KubeRay", "Ray runtime", "Serve", "application code")
+
+
+class ServelabError(Exception):
+    """Something the user can fix: `.layer` says where to look, `.hint` what to try."""
+
+    layer: str = "application code"
+
+    def __init__(self, message: str, *, layer: str | None = None, hint: str = ""):
+        if layer is not None:
+            self.layer = layer
+        if self.layer not in LAYERS:
+            raise AssertionError(f"unknown layer {self.layer!r}: one of {', '.join(LAYERS)}")  # a bug in servelab
+        self.hint = hint
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}\n  hint: {self.hint}" if self.hint else text
+
+
+class Stuck(ServelabError, TimeoutError):
+    """A wait ran out of time; `layer` says where to look first."""
+
+    def __init__(self, layer: str, message: str, *, hint: str = ""):
+        super().__init__(f"[{layer}] {message}", layer=layer, hint=hint)

@@ -1,0 +1,332 @@
+"""`servelab grade LAB`: a folder of submissions graded the way an instructor runs nbgrader.
+
+The course folder is an nbgrader course root (nbgrader_config.py, source/<lab>/, and
+submitted/<student>/<lab>/ as `nbgrader collect` or an LMS export leaves it). Each student
+is autograded by the real nbgrader CLI in a process of its own, with a wall-clock limit, so
+one broken or endless submission costs only its own points. Then feedback HTML, grades.csv
+and a per-student summary (score, failed test cells, seconds, error) are written.
+
+Re-running skips students already in the gradebook unless `force` is given, so an
+interrupted batch resumes where it stopped.
+
+Each kernel runs in a bubblewrap sandbox (sandbox.py) on Serve and dashboard ports
+the grader picked, and every graded test cell that passes in the kernel is run again
+from outside it (crosscheck.py). Several students are graded at once (`workers`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+
+from servelab.grading import _crosscheck as crosscheck
+from servelab.cluster import _processes as processes
+from servelab.grading import _sandbox as sandbox
+from servelab.course.layout import layout
+from servelab.grading._labs import nbgrader, venv_env
+from servelab.cluster._ports import free_port
+
+DEFAULT_LIMIT_S = 30 * 60
+TIMED_OUT = "stopped"
+
+
+@dataclass
+class Graded:
+    student: str
+    score: float | None = None        # None: nbgrader could not grade it
+    max_score: float | None = None
+    failed: list[str] = field(default_factory=list)   # test cells short of full points
+    manual: list[str] = field(default_factory=list)   # answers awaiting a grader (formgrader)
+    seconds: float = 0.0
+    error: str = ""
+    skipped: bool = False             # graded by an earlier run
+
+    def row(self) -> dict:
+        return {"student": self.student, "score": "" if self.score is None else self.score,
+                "max_score": "" if self.max_score is None else self.max_score,
+                "failed_tests": " ".join(self.failed), "to_grade_by_hand": " ".join(self.manual),
+                "seconds": round(self.seconds, 1),
+                "error": self.error, "skipped": self.skipped}
+
+
+class GradingError(Exception):
+    """The course folder itself is unusable (not one student's problem)."""
+
+
+def submissions(course: Path, lab: str) -> list[str]:
+    """Students with a notebook for `lab` under submitted/."""
+    root = course / "submitted"
+    return sorted(p.name for p in root.iterdir()
+                  if (p / lab).is_dir() and any((p / lab).glob("*.ipynb"))) if root.exists() else []
+
+
+def _check_course(course: Path, lab: str) -> None:
+    if not (course / "nbgrader_config.py").exists():
+        raise GradingError(f"{course} is not an nbgrader course root (no nbgrader_config.py); "
+                           f"pass --course with the folder that holds source/ and submitted/")
+    if not (course / "source" / lab).is_dir():
+        known = sorted(p.name for p in (course / "source").iterdir()) if (course / "source").exists() else []
+        raise GradingError(f"no lab {lab!r} in {course / 'source'} (it has: {', '.join(known) or 'nothing'})")
+
+
+def _graded_already(course: Path, lab: str) -> set[str]:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    db = course / "gradebook.db"
+    if not db.exists():
+        return set()
+    done = set()
+    with Gradebook(f"sqlite:///{db}") as gb:
+        for student in gb.students:
+            try:
+                gb.find_submission(lab, student.id)
+            except MissingEntry:
+                continue
+            if (course / "autograded" / student.id / lab).is_dir():
+                done.add(student.id)
+    return done
+
+
+# Labs whose graded checks measure time (autoscaling under load, batching speed-up, fault
+# recovery): a submission's cluster and its load generator need about two cores to
+# themselves, or a neighbour's start-up decides its score.
+TIMED_LABS = frozenset({"lab5-autoscaling-batching", "lab6-fault-injection"})
+
+
+def default_workers(lab: str = "") -> int:
+    """Submissions at once: one per core (per two cores for TIMED_LABS), and at most one
+    per 4 GiB of available memory."""
+    by_memory = psutil.virtual_memory().available // (4 * 1024**3)
+    by_cpu = (os.cpu_count() or 1) // (2 if lab in TIMED_LABS else 1)
+    return max(1, min(by_cpu, by_memory))
+
+
+class GradingRun:
+    """What one `servelab grade` run sets up around nbgrader: a scratch root (short, for
+    Ray's socket paths), the sandboxed kernelspec, nbgrader config selecting it and the
+    cross-checking executor, and distinct ports for each submission."""
+
+    def __init__(self, course: Path, use_sandbox: bool = True, memory_bytes: int = 6 * 1024**3):
+        self.root = Path(tempfile.mkdtemp(prefix="slg", dir="/tmp"))
+        self.sandboxed = use_sandbox
+        self.cgroups = sandbox.cgroup_parent(self.root.name) if use_sandbox else ""
+        self._settings = dict(hide=[str(course), str(layout().grading), str(layout().tests)],
+                              cpu_s=20 * 60, memory_bytes=memory_bytes, cgroup_parent=self.cgroups)
+        (self.root / "config").mkdir()
+        (self.root / "config" / "nbgrader_config.py").write_text(
+            "# Written by servelab grade for this run only.\n"
+            "from nbgrader.preprocessors import IgnorePattern, LimitOutput, SaveAutoGrades, "
+            "AssignLatePenalties, CheckCellMetadata\n"
+            "from nbconvert.preprocessors import ClearMetadataPreprocessor\n"
+            "from servelab.grading._crosscheck import CrossCheckedExecute\n"
+            "c = get_config()\n"
+            "c.Autograde.autograde_preprocessors = [CrossCheckedExecute, IgnorePattern, ClearMetadataPreprocessor,\n"
+            "    LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]\n"
+            + (f"c.Execute.kernel_name = {sandbox.KERNEL_NAME!r}\n" if use_sandbox else ""))
+        self._lock = threading.Lock()
+        self._ports: set[int] = set()
+        self._count = 0
+
+    def env(self, student: str) -> tuple[dict, Path]:
+        """The environment of one student's nbgrader run, and its scratch folder."""
+        with self._lock:
+            self._count += 1
+            scratch = self.root / f"s{self._count}"
+            ports = []
+            for _ in range(3):
+                ports.append(free_port(self._ports))
+                self._ports.add(ports[-1])
+        scratch.mkdir()
+        jupyter = scratch / "jupyter"
+        if self.sandboxed:
+            sandbox.install_kernel(jupyter, sandbox.Settings(scratch=str(scratch), **self._settings))
+        ends = crosscheck.Endpoints(serve_port=ports[0], dashboard_port=ports[1], scratch=str(scratch))
+        env = venv_env({
+            "SERVELAB_SERVE_PORT": str(ports[0]), "SERVELAB_DASHBOARD_PORT": str(ports[1]),
+            "SERVELAB_METRICS_PORT": str(ports[2]), "SERVELAB_PORTS": "free",
+            "SERVELAB_TMPDIR": str(scratch), crosscheck.ENV: json.dumps(asdict(ends)),
+            "JUPYTER_PATH": os.pathsep.join(filter(None, [str(jupyter), os.environ.get("JUPYTER_PATH")])),
+            "JUPYTER_CONFIG_PATH": os.pathsep.join(filter(None, [str(self.root / "config"),
+                                                                 os.environ.get("JUPYTER_CONFIG_PATH")])),
+        })
+        return env, scratch
+
+    def close(self) -> None:
+        sandbox.remove_cgroups(self.cgroups)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _leftovers(scratch: Path) -> list[psutil.Process]:
+    """Processes still running out of a submission's scratch folder."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            info = proc.info
+            if str(scratch) in " ".join(info["cmdline"] or []) or \
+                    str(scratch) in (info["environ"] or {}).get("SERVELAB_TMPDIR", ""):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def _end_leftovers(scratch: Path) -> None:
+    """Kill anything of this submission still running, then drop its scratch folder."""
+    procs = _leftovers(scratch)
+    processes.kill_all(procs)
+    processes.wait_gone_pids(procs, timeout=10)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _autograde_one(course: Path, lab: str, student: str, limit_s: float, force: bool,
+                   run: GradingRun) -> tuple[float, str]:
+    """Run `nbgrader autograde` for one student in its own process group; (seconds, error)."""
+    args = [sys.executable, "-m", "nbgrader", "autograde", lab, f"--student={student}"]
+    if force:
+        args.append("--force")
+    env, scratch = run.env(student)
+    start = time.monotonic()
+    # If the grader itself is killed, nbgrader (and through it the kernel and its cluster)
+    # goes too: the pool thread that started it lives until the whole batch is done.
+    proc = subprocess.Popen(args, cwd=course, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=processes.die_with_parent)
+    try:
+        out, _ = proc.communicate(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        # nbgrader's group, and through PR_SET_PDEATHSIG the sandboxed kernel's namespace.
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        _end_leftovers(scratch)
+        # Half-written output is not a grade: remove it so that a re-run tries again.
+        shutil.rmtree(course / "autograded" / student / lab, ignore_errors=True)
+        return time.monotonic() - start, f"{TIMED_OUT} after the {limit_s:.0f} s limit"
+    seconds = time.monotonic() - start
+    _end_leftovers(scratch)
+    if proc.returncode != 0:
+        errors = [ln for ln in out.splitlines() if "ERROR" in ln or "Error" in ln]
+        tail = errors or out.strip().splitlines() or ["nbgrader autograde failed"]
+        return seconds, tail[-1].strip()[:300]
+    return seconds, ""
+
+
+def _scores(course: Path, lab: str, graded: dict[str, Graded]) -> None:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        lab_max = gb.find_assignment(lab).max_score
+        for student, result in graded.items():
+            if result.error.startswith(TIMED_OUT):
+                # Its kernel was killed: no cell finished, so no points.
+                result.score, result.max_score = 0.0, lab_max
+                continue
+            try:
+                sub = gb.find_submission(lab, student)
+            except MissingEntry:
+                continue
+            if not (course / "autograded" / student / lab).is_dir():
+                continue
+            result.score, result.max_score = sub.score, sub.max_score
+            grades = [g for nb in sub.notebooks for g in nb.grades]
+            result.manual = sorted(g.name for g in grades if g.needs_manual_grade)
+            result.failed = sorted(g.name for g in grades if not g.needs_manual_grade
+                                   and g.max_score and (g.score or 0) < g.max_score)
+
+
+def _isolation(use_sandbox: bool | None) -> bool:
+    """Whether kernels run sandboxed: None means "if bwrap works here"."""
+    why_not = sandbox.unavailable() if use_sandbox is not False else "turned off"
+    if use_sandbox and why_not:
+        raise GradingError(f"the grading sandbox cannot run: {why_not} (or pass --no-sandbox)")
+    return not why_not
+
+
+def grade(course: Path, lab: str, *, force: bool = False, limit_s: float = DEFAULT_LIMIT_S,
+          workers: int | None = None, use_sandbox: bool | None = None, show: bool = True) -> list[Graded]:
+    """Autograde every submission of `lab` in `course`; write feedback, grades.csv and
+    summary-<lab>.csv; return one Graded per student."""
+    course = Path(course).resolve()
+    _check_course(course, lab)
+    sandboxed = _isolation(use_sandbox)
+    workers = workers or default_workers(lab)
+    if not (course / "release" / lab).is_dir():
+        nbgrader(["generate_assignment", lab], cwd=course)
+    students = submissions(course, lab)
+    done = set() if force else _graded_already(course, lab)
+    results = {s: Graded(s) for s in students}
+    todo = []
+    for student in students:
+        if student in done:
+            results[student].skipped = True
+            if show:
+                print(f"{student}: graded before (use --force to regrade)")
+        else:
+            todo.append(student)
+
+    def one(student: str) -> None:
+        if show:
+            print(f"{student}: grading...", flush=True)
+        results[student].seconds, results[student].error = _autograde_one(course, lab, student, limit_s,
+                                                                          force, run)
+        if show:
+            print(f"{student}: done in {results[student].seconds:.0f} s", flush=True)
+
+    run = GradingRun(course, use_sandbox=sandboxed)
+    if show:
+        memory = "and a memory cgroup" if run.cgroups else "(no cgroup for a memory limit here)"
+        print(f"grading {len(todo)} submission(s) of {lab}, {workers} at a time; kernels "
+              + (f"sandboxed by bwrap {memory}" if sandboxed else "NOT sandboxed"), flush=True)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one, todo))
+    finally:
+        run.close()
+    _scores(course, lab, results)
+    for result in results.values():
+        if result.score is None and not result.error:
+            result.error = "not graded (see nbgrader's log above)"
+    feedback = nbgrader(["generate_feedback", lab, *(["--force"] if force else [])], cwd=course, check=False)
+    if feedback.returncode != 0 and show:
+        print("feedback: nbgrader generate_feedback reported errors:\n" + feedback.stdout[-1500:])
+    nbgrader(["export", "--to", "grades.csv"], cwd=course, check=False)
+    out = list(results.values())
+    _write_summary(course / f"summary-{lab}.csv", out)
+    if show:
+        print(table(out))
+        print(f"\nfeedback: {course / 'feedback'}   grades: {course / 'grades.csv'}   "
+              f"summary: {course / f'summary-{lab}.csv'}")
+    return out
+
+
+def _write_summary(path: Path, results: list[Graded]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(Graded("x").row()))
+        writer.writeheader()
+        for r in results:
+            writer.writerow(r.row())
+
+
+def table(results: list[Graded]) -> str:
+    """A plain-text summary: one line per student."""
+    lines = [f"{'student':16} {'score':>11} {'seconds':>8}  failed tests / error"]
+    for r in results:
+        score = "—" if r.score is None else f"{r.score:g}/{r.max_score:g}"
+        note = r.error or " ".join(r.failed) or "all passed"
+        if r.manual and not r.error:
+            note += f"; grade by hand: {' '.join(r.manual)}"
+        lines.append(f"{r.student:16} {score:>11} {r.seconds:8.1f}  {note}"
+                     + ("  (earlier run)" if r.skipped else ""))
+    return "\n".join(lines)

@@ -1,0 +1,46 @@
+"""Helpers that graded test cells and learners' own checks call.
+
+They fail with an AssertionError whose message names the layer to look at,
+so a failing test tells the learner where to start debugging.
+"""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from servelab.clients._serve import Replica, ServeAPIError
+
+
+def post(url: str, payload=None, *, data: bytes | None = None, timeout: float = 10) -> requests.Response:
+    """POST JSON (or raw bytes) to a Serve route; a dead endpoint is a clear failure."""
+    try:
+        if data is not None:
+            return requests.post(url, data=data, timeout=timeout,
+                                 headers={"Content-Type": "application/json"})
+        return requests.post(url, json=payload, timeout=timeout)
+    except requests.ConnectionError:
+        raise AssertionError(f"[Serve] nothing answers at {url}: is the cluster running?") from None
+    except requests.Timeout:
+        raise AssertionError(f"[application code] {url} did not answer within {timeout}s") from None
+
+
+def running_replicas(cluster, app: str, deployment: str, timeout: float = 60) -> list[Replica]:
+    """RUNNING replicas of a deployment, read from Serve's REST API.
+
+    Replicas start and stop asynchronously, so this waits (up to `timeout`)
+    until the number RUNNING equals Serve's own target for the deployment,
+    then returns them; the caller compares that with what the lab asked for.
+    """
+    api = cluster.serve_api
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            target = api.deployment(app, deployment).get("target_num_replicas")
+            replicas = api.replicas(app, deployment)
+        except ServeAPIError as exc:
+            raise AssertionError(str(exc)) from None
+        if len(replicas) == target or time.monotonic() > deadline:
+            return replicas
+        time.sleep(0.5)

@@ -1,0 +1,260 @@
+"""Load, validate and lint KubeRay manifests (RayCluster and RayService, ray.io/v1).
+
+`validate_file` returns findings, each with a severity, the field path and a
+fix. Errors mean the resource will not work as written; warnings mean it will
+run but probably not as meant. Fields servelab does not model are left alone:
+a well-formed resource that uses them gets no errors.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from servelab.manifests import placement
+from servelab.manifests import serve_lint
+from servelab.manifests._findings import Finding
+
+RAY_KINDS = ("RayCluster", "RayService", "RayJob")
+UPGRADE_TYPES = ("NewCluster", "NewClusterWithIncrementalUpgrade", "None")
+DEPRECATED = {
+    "serviceUnhealthySecondThreshold": "KubeRay no longer uses it; Serve's own health checks decide",
+    "deploymentUnhealthySecondThreshold": "KubeRay no longer uses it; Serve's own health checks decide",
+}
+IMAGE = re.compile(r"^(?:[\w.-]+/)?rayproject/(ray(?:-ml)?):(\S+)$")
+
+
+def load(text: str, name: str = "<text>") -> tuple[list[dict], list[Finding]]:
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}" if mark else "<yaml>"
+        return [], [Finding("error", line, f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                            "check indentation and quoting", name)]
+    bad = [i for i, d in enumerate(docs) if not isinstance(d, dict)]
+    return ([d for d in docs if isinstance(d, dict)],
+            [Finding("error", f"document {i + 1}", "not a mapping", "a manifest is a YAML mapping with apiVersion and kind", name)
+             for i in bad])
+
+
+def validate_file(path: str | Path) -> list[Finding]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        return [Finding("error", "<file>", f"cannot read: {exc.strerror}", "check the path", str(path))]
+    return validate_text(text, str(path))
+
+
+def validate_text(text: str, name: str = "<text>") -> list[Finding]:
+    docs, findings = load(text, name)
+    for doc in docs:
+        findings += [Finding(f.severity, f.path, f.message, f.fix, name) for f in validate(doc)]
+    return findings
+
+
+def validate(doc: dict) -> list[Finding]:
+    kind, api = doc.get("kind"), doc.get("apiVersion")
+    if kind not in RAY_KINDS:
+        return []  # not ours to judge (a Namespace, a Service, ...)
+    out = []
+    if api != "ray.io/v1":
+        out.append(Finding("error", "apiVersion", f"'{api}' is not served by KubeRay 1.x for {kind}",
+                           "use apiVersion: ray.io/v1"))
+    spec = doc.get("spec")
+    if not isinstance(spec, dict):
+        return out + [Finding("error", "spec", "missing or not a mapping", f"a {kind} needs a spec")]
+    if kind == "RayCluster":
+        out += _cluster(spec, "spec")
+    elif kind == "RayService":
+        out += _service(spec)
+    return out
+
+
+# -- RayCluster structure ----------------------------------------------------
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _containers(group: dict, path: str) -> tuple[list, list[Finding]]:
+    template = group.get("template")
+    if not isinstance(template, dict):
+        return [], [Finding("error", f"{path}.template", "missing", "every group needs a pod template with a Ray container")]
+    containers = (template.get("spec") or {}).get("containers")
+    if not isinstance(containers, list) or not containers:
+        return [], [Finding("error", f"{path}.template.spec.containers", "missing or empty",
+                            "list the Ray container (name and image)")]
+    out = []
+    for i, c in enumerate(containers):
+        cpath = f"{path}.template.spec.containers[{i}]"
+        if not isinstance(c, dict) or not c.get("image"):
+            out.append(Finding("error", f"{cpath}.image", "missing", "give the container an image, e.g. rayproject/ray:2.60.0"))
+            continue
+        if not (c.get("resources") or {}).get("limits"):
+            out.append(Finding("warning", f"{cpath}.resources.limits", "no resource limits",
+                               "set cpu and memory limits: KubeRay derives Ray's num-cpus and memory from them"))
+    return containers, out
+
+
+def _group(group: dict, path: str, worker: bool) -> list[Finding]:
+    out = []
+    params = group.get("rayStartParams")
+    if params is not None and not isinstance(params, dict):
+        out.append(Finding("error", f"{path}.rayStartParams", "not a mapping", "write rayStartParams as key: \"value\" pairs"))
+    for key, value in (params or {}).items() if isinstance(params, dict) else ():
+        if not isinstance(value, str):
+            out.append(Finding("error", f"{path}.rayStartParams.{key}", f"value {value!r} is not a string",
+                               f"quote it: {key}: \"{value}\" (KubeRay's CRD only takes strings)"))
+    _, found = _containers(group, path)
+    out += found
+    if worker:
+        if not group.get("groupName"):
+            out.append(Finding("error", f"{path}.groupName", "missing", "name the worker group, e.g. cpu-workers"))
+        counts = {k: group.get(k) for k in ("replicas", "minReplicas", "maxReplicas")}
+        for key, value in counts.items():
+            if value is not None and (not _is_int(value) or value < 0):
+                out.append(Finding("error", f"{path}.{key}", f"{value!r} is not a non-negative integer", "use a whole number"))
+        lo, hi, n = counts["minReplicas"], counts["maxReplicas"], counts["replicas"]
+        if _is_int(lo) and _is_int(hi) and lo > hi:
+            out.append(Finding("error", f"{path}.minReplicas", f"minReplicas {lo} > maxReplicas {hi}", "make minReplicas <= maxReplicas"))
+        elif _is_int(n) and ((_is_int(lo) and n < lo) or (_is_int(hi) and n > hi)):
+            out.append(Finding("warning", f"{path}.replicas", f"replicas {n} is outside [{lo}, {hi}]",
+                               "KubeRay clamps it to the bounds; write a value inside them"))
+    return out
+
+
+def _cluster(spec: dict, path: str) -> list[Finding]:
+    out = []
+    head = spec.get("headGroupSpec")
+    if not isinstance(head, dict):
+        return [Finding("error", f"{path}.headGroupSpec", "missing", "every Ray cluster needs a head group with a pod template")]
+    out += _group(head, f"{path}.headGroupSpec", worker=False)
+    workers = spec.get("workerGroupSpecs") or []
+    if not isinstance(workers, list):
+        out.append(Finding("error", f"{path}.workerGroupSpecs", "not a list", "write worker groups as a list of mappings"))
+        workers = []
+    names = {}
+    for i, group in enumerate(workers):
+        gpath = f"{path}.workerGroupSpecs[{i}]"
+        if not isinstance(group, dict):
+            out.append(Finding("error", gpath, "not a mapping", "each worker group is a mapping"))
+            continue
+        out += _group(group, gpath, worker=True)
+        name = group.get("groupName")
+        if name in names:
+            out.append(Finding("error", f"{gpath}.groupName", f"'{name}' is also workerGroupSpecs[{names[name]}]",
+                               "give every worker group its own name"))
+        names.setdefault(name, i)
+    auto = spec.get("enableInTreeAutoscaling")
+    if auto is not None and not isinstance(auto, bool):
+        out.append(Finding("error", f"{path}.enableInTreeAutoscaling", f"{auto!r} is not true or false", "write true or false, unquoted"))
+    if head.get("serviceType") in ("LoadBalancer", "NodePort"):
+        out.append(Finding("warning", f"{path}.headGroupSpec.serviceType",
+                           f"{head['serviceType']} exposes the dashboard (which can run any code) beyond the cluster",
+                           "keep ClusterIP and reach the dashboard with kubectl port-forward"))
+    out += _versions(spec, path)
+    return out
+
+
+def _versions(spec: dict, path: str) -> list[Finding]:
+    out = []
+    version = spec.get("rayVersion")
+    if version is not None and not isinstance(version, str):
+        out.append(Finding("error", f"{path}.rayVersion", f"{version!r} is not a string", f'quote it: rayVersion: "{version}"'))
+        version = str(version)
+    groups = [(f"{path}.headGroupSpec", spec.get("headGroupSpec") or {})]
+    groups += [(f"{path}.workerGroupSpecs[{i}]", g) for i, g in enumerate(spec.get("workerGroupSpecs") or []) if isinstance(g, dict)]
+    for gpath, group in groups:
+        for i, c in enumerate(((group.get("template") or {}).get("spec") or {}).get("containers") or []):
+            match = IMAGE.match(str((c or {}).get("image", "")))
+            if not match:
+                continue
+            ipath = f"{gpath}.template.spec.containers[{i}].image"
+            repo, tag = match.groups()
+            if repo == "ray-ml":
+                out.append(Finding("error", ipath, "rayproject/ray-ml images are no longer published",
+                                   f"use rayproject/ray:{tag}"))
+            image_version = tag.split("-")[0]
+            if version and re.fullmatch(r"\d+\.\d+\.\d+", image_version) and image_version != version:
+                out.append(Finding("error", ipath, f"image is Ray {image_version} but rayVersion is {version}",
+                                   "use the same Ray release in rayVersion and every image tag"))
+    try:
+        installed = metadata.version("ray")
+    except metadata.PackageNotFoundError:
+        installed = None
+    if version and installed and version != installed:
+        out.append(Finding("warning", f"{path}.rayVersion", f"rayVersion {version} but this environment runs Ray {installed}",
+                           f"the course is pinned to Ray {installed}; use rayVersion \"{installed}\" and matching images"))
+    return out
+
+
+# -- RayService ----------------------------------------------------------------
+def _service(spec: dict) -> list[Finding]:
+    out = []
+    for key, why in DEPRECATED.items():
+        if key in spec:
+            out.append(Finding("warning", f"spec.{key}", f"deprecated: {why}", "remove it"))
+    strategy = (spec.get("upgradeStrategy") or {}).get("type") if isinstance(spec.get("upgradeStrategy"), dict) else None
+    if strategy is not None and strategy not in UPGRADE_TYPES:
+        out.append(Finding("error", "spec.upgradeStrategy.type", f"'{strategy}' is not a KubeRay upgrade strategy",
+                           f"use one of {', '.join(UPGRADE_TYPES)}"))
+    cluster = spec.get("rayClusterConfig")
+    if not isinstance(cluster, dict):
+        out.append(Finding("error", "spec.rayClusterConfig", "missing", "a RayService needs the cluster to run on"))
+    else:
+        out += _cluster(cluster, "spec.rayClusterConfig")
+    if "serveConfigV2" not in spec:
+        out.append(Finding("error", "spec.serveConfigV2", "missing", "give the Serve applications as a YAML string"))
+        return out
+    config, found = serve_lint.check(spec["serveConfigV2"])
+    out += found
+    if config is not None and isinstance(cluster, dict) and isinstance(cluster.get("headGroupSpec"), dict):
+        out += _scheduling(config, cluster)
+    return out
+
+
+def _scheduling(config: dict, cluster: dict) -> list[Finding]:
+    try:
+        shapes = placement.node_shapes(cluster)
+    except ValueError as exc:
+        return [Finding("error", "spec.rayClusterConfig", str(exc), "use Kubernetes quantities such as 500m, 2, 4Gi")]
+    out, demands, paths = [], [], {}
+    biggest_cpu, biggest_gpu = placement.largest(shapes)
+    for i, j, dep in serve_lint.deployments(config):
+        path = f"spec.serveConfigV2.applications[{i}].deployments[{j}]"
+        opts = dep.get("ray_actor_options") if isinstance(dep.get("ray_actor_options"), dict) else {}
+        cpus, gpus = opts.get("num_cpus", 1), opts.get("num_gpus", 0)
+        if not all(isinstance(v, (int, float)) for v in (cpus, gpus)):
+            continue  # the schema pass reports non-numbers
+        auto = dep.get("autoscaling_config") if isinstance(dep.get("autoscaling_config"), dict) else None
+        replicas = auto.get("max_replicas", 1) if auto else dep.get("num_replicas", 1)
+        if not _is_int(replicas):
+            continue
+        name = f"{i}:{dep.get('name')}"
+        paths[name] = path
+        if cpus > biggest_cpu + 1e-9 or gpus > biggest_gpu + 1e-9:
+            out.append(Finding("error", f"{path}.ray_actor_options",
+                               f"each replica of {dep.get('name')} needs {cpus:g} CPU and {gpus:g} GPU, but the largest "
+                               f"node offers {biggest_cpu:g} CPU and {biggest_gpu:g} GPU: it can never be placed",
+                               "ask for less per replica, or add a worker group whose pods offer that much"))
+            continue
+        demands.append(placement.Demand(name, float(cpus), float(gpus), replicas))
+        share = placement.gpus_per_device(gpus)
+        if share and 1 / gpus - share > 1e-9:
+            out.append(Finding("warning", f"{path}.ray_actor_options.num_gpus",
+                               f"{gpus:g} GPU per replica fits {share} replicas per GPU and wastes the rest",
+                               "use a fraction that divides 1 (0.5, 0.25, 0.2, ...)"))
+    for name, count in placement.unplaceable(shapes, demands).items():
+        out.append(Finding("error", f"{paths[name]}",
+                           f"{count} replica(s) of {name.split(':', 1)[1]} cannot be placed even with every worker "
+                           "group at maxReplicas", "raise the groups' maxReplicas or lower replicas / per-replica resources"))
+    head = shapes[0]
+    if head.cpus > 0 and any(d.gpus == 0 for d in demands):
+        out.append(Finding("warning", "spec.rayClusterConfig.headGroupSpec.rayStartParams.num-cpus",
+                           f"the head offers {head.cpus:g} CPUs, so CPU-only replicas may be scheduled on the head",
+                           'set num-cpus: "0" on the head to keep model work on worker pods'))
+    return out

@@ -1,0 +1,104 @@
+"""`servelab grade`: a folder of submissions through the real nbgrader CLI, resumable, one
+broken submission costing only its own points. Uses the scenario quiz (no cluster)."""
+
+import csv
+import subprocess
+import sys
+
+import pytest
+
+from servelab.grading import _autograde as autograde
+from servelab.grading import _course as grading
+from servelab.grading._labs import scratch_course
+from submissions import quiz_answers, submit
+
+pytestmark = pytest.mark.grading
+
+LAB = "quiz-scenarios"
+
+
+@pytest.fixture(scope="module")
+def course():
+    root = scratch_course()
+    grading.nbgrader(["generate_assignment", LAB], cwd=root)
+    student_nb = root / "release" / LAB / f"{LAB}.ipynb"
+    submit(root, LAB, "alice", grading.fill(student_nb, quiz_answers(10)))
+    submit(root, LAB, "bob", grading.fill(student_nb, quiz_answers(4)))
+    submit(root, LAB, "carol", raw="{ this is not a notebook")
+    yield root
+    import shutil
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def first_run(course):
+    return {r.student: r for r in autograde.grade(course, LAB, show=False)}
+
+
+def test_each_submission_gets_its_own_score(first_run):
+    assert (first_run["alice"].score, first_run["alice"].max_score) == (10, 10)
+    assert first_run["alice"].failed == [] and first_run["alice"].error == ""
+    assert first_run["bob"].score == 4
+    assert len(first_run["bob"].failed) == 6
+    assert first_run["carol"].score is None and first_run["carol"].error
+
+
+def test_feedback_grades_and_summary_are_written(course, first_run):
+    assert (course / "feedback" / "alice" / LAB / f"{LAB}.html").exists()
+    assert (course / "feedback" / "bob" / LAB / f"{LAB}.html").exists()
+    grades = {row["student_id"]: row for row in csv.DictReader(open(course / "grades.csv"))}
+    assert float(grades["alice"]["raw_score"]) == 10 and float(grades["bob"]["raw_score"]) == 4
+    summary = {row["student"]: row for row in csv.DictReader(open(course / f"summary-{LAB}.csv"))}
+    assert set(summary) == {"alice", "bob", "carol"}
+    assert summary["carol"]["score"] == "" and summary["carol"]["error"]
+    table = autograde.table(list(first_run.values()))
+    assert "alice" in table and "10/10" in table and "4/10" in table
+
+
+def test_a_second_run_resumes_and_force_regrades(course, first_run):
+    submit(course, LAB, "dave", grading.fill(course / "release" / LAB / f"{LAB}.ipynb", quiz_answers(7)))
+    again = {r.student: r for r in autograde.grade(course, LAB, show=False)}
+    assert again["alice"].skipped and again["bob"].skipped
+    assert again["alice"].score == 10 and again["bob"].score == 4   # read back, not regraded
+    assert not again["dave"].skipped and again["dave"].score == 7
+    assert not again["carol"].skipped   # never graded: tried again
+    forced = {r.student: r for r in autograde.grade(course, LAB, force=True, show=False)}
+    assert not any(r.skipped for r in forced.values())
+    assert forced["alice"].score == 10 and forced["dave"].score == 7
+
+
+def test_a_submission_over_its_time_limit_is_stopped(course, first_run):
+    slow = grading.fill(course / "release" / LAB / f"{LAB}.ipynb", quiz_answers(10))
+    # In an answer cell: nbgrader puts locked cells back as the instructor wrote them.
+    answer = next(c for c in slow.cells if c.metadata.get("nbgrader", {}).get("solution"))
+    answer.source = "import time\ntime.sleep(600)\n" + answer.source
+    submit(course, LAB, "erin", slow)
+    out = {r.student: r for r in autograde.grade(course, LAB, limit_s=20, show=False)}
+    assert out["erin"].score == 0 and "limit" in out["erin"].error
+    assert out["erin"].seconds < 60
+    assert not (course / "autograded" / "erin").joinpath(LAB).exists()   # retried by the next run
+    assert out["alice"].score == 10   # the others are untouched
+
+
+def test_the_cli_names_a_folder_that_is_not_a_course(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "servelab.cli._main", "grade", LAB, "--course", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "not an nbgrader course root" in done.stderr
+
+
+def test_two_workers_give_the_same_grades(course, first_run):
+    parallel = {r.student: r for r in autograde.grade(course, LAB, force=True, workers=2, limit_s=20, show=False)}
+    assert parallel["alice"].score == 10 and parallel["bob"].score == 4
+    assert parallel["carol"].score is None and parallel["erin"].score == 0   # erin: over the limit
+    assert sorted(parallel["bob"].failed) == sorted(first_run["bob"].failed)
+
+
+def test_timed_labs_get_two_cores_per_submission_by_default(monkeypatch):
+    monkeypatch.setattr(autograde.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(autograde.psutil, "virtual_memory", lambda: type("M", (), {"available": 64 * 1024**3})())
+    assert autograde.default_workers("lab2-rag-pipeline") == 4
+    assert autograde.default_workers("lab5-autoscaling-batching") == 2
+    monkeypatch.setattr(autograde.os, "cpu_count", lambda: 2)
+    assert autograde.default_workers("lab6-fault-injection") == 1
+    monkeypatch.setattr(autograde.psutil, "virtual_memory", lambda: type("M", (), {"available": 5 * 1024**3})())
+    assert autograde.default_workers("lab2-rag-pipeline") == 1  # one per 4 GiB

@@ -1,0 +1,44 @@
+"""Which graded cells the grader can run again outside the learner's kernel."""
+
+import pytest
+
+from servelab.grading import _crosscheck as crosscheck
+from servelab.grading import _labs as labs
+from servelab.course import layout
+
+
+def test_names_read_through_globals_keep_a_cell_in_the_kernel():
+    names, why = crosscheck.plan('for n in ("A", "B"):\n    assert globals()[n] in LAYERS\n')
+    assert names == [] and "globals()" in why
+
+
+def test_names_the_cell_spells_out_are_fetched_as_data():
+    names, why = crosscheck.plan('assert (A, B) == ("x", "y") and URL in URLS\n')
+    assert (names, why) == (["A", "B", "URL", "URLS"], "")
+
+
+@pytest.mark.parametrize("lab", labs.lab_names())
+def test_no_graded_cell_looks_names_up_dynamically(lab):
+    # Such a cell cannot be cross-checked: the outside run would lack the names it reads.
+    notebook = layout().grading / "source" / lab / f"{lab}.ipynb"
+    dynamic = [grade_id for grade_id, _, source in labs.graded_cells(notebook)
+               if "looks names up" in crosscheck.plan(source)[1]]
+    assert dynamic == []
+
+
+def test_a_cell_that_reached_the_service_earns_nothing_once_its_gcs_is_gone(local_ray):
+    # What a submission that kills its own Ray leaves: replicas may answer for a few
+    # seconds more, but the cluster is going down.
+    ends = crosscheck.Endpoints(serve_port=local_ray.ports.serve, dashboard_port=local_ray.ports.dashboard,
+                                scratch=str(local_ray.dir))
+    reads_url, data = 'assert URL.startswith("http")\n', {"URL": local_ray.serve_url + "/"}
+    plain = "assert 6 * 7 == 42\n"
+    assert crosscheck.run_outside(reads_url, data, ends) == ""
+
+    gcs = next(p for p in local_ray.processes() if p.name().startswith("gcs_server"))
+    gcs.kill()
+    gcs.wait(10)
+    problem = crosscheck.run_outside(reads_url, data, ends)
+    assert problem.startswith("[grader] your Ray cluster has no running gcs_server"), problem
+    # A cell that never touches the service does not need a cluster.
+    assert crosscheck.run_outside(plain, {}, ends) == ""

@@ -1,0 +1,54 @@
+"""Lab 2 through the real nbgrader CLI: the learner's RAG pipeline, graded over HTTP."""
+
+import pytest
+
+from servelab.grading import _course as grading
+
+from roundtrip import check_extremes
+
+pytestmark = pytest.mark.live
+
+LAB = "lab2-rag-pipeline"
+
+# Answers right, but validates nothing (bad input reaches the stages and fails
+# there: a 500), and the Retriever runs with one replica and a whole CPU.
+CARELESS_INGRESS = '''
+@serve.deployment(ray_actor_options={"num_cpus": 0.25})
+class RAG:
+    def __init__(self, normalizer, retriever, generator):
+        self.normalizer, self.retriever, self.generator = normalizer, retriever, generator
+
+    async def __call__(self, request: Request):
+        body = await request.json()
+        clean = await self.normalizer.normalize.remote(body["question"])
+        contexts = await self.retriever.retrieve.remote(clean, body.get("top_k", 3))
+        return {"question": clean, "contexts": contexts,
+                "answer": await self.generator.generate.remote(clean, contexts)}
+'''
+
+
+def careless_stages(solution: str) -> str:
+    return solution.replace('@serve.deployment(num_replicas=2, ray_actor_options={"num_cpus": 0.5})',
+                            '@serve.deployment(ray_actor_options={"num_cpus": 1})')
+
+
+@pytest.fixture(scope="module")
+def graded():
+    solution = grading.solution_answers(LAB)
+    assert careless_stages(solution["stages"]) != solution["stages"]
+    return grading.roundtrip(LAB, {"careless": {"ingress": CARELESS_INGRESS,
+                                                "stages": careless_stages(solution["stages"])}})
+
+
+def test_solution_full_marks_untouched_zero(graded):
+    check_extremes(graded, 12)
+
+
+def test_partial_submission_loses_exactly_what_it_broke(graded):
+    assert graded["careless"].cells == {
+        "test_answer": 2.0,
+        "test_hidden_queries": 3.0,
+        "test_bad_requests": 0.0,   # a missing field is a 500 here
+        "test_resources": 0.0,      # Retriever asks for 1 CPU
+        "test_composition": 2.0,
+    }, graded["careless"]

@@ -1,0 +1,36 @@
+"""Lab 4 through the real nbgrader CLI: a RayService with CPU and GPU groups, graded live."""
+
+import pytest
+
+from servelab.grading import _course as grading
+
+from roundtrip import check_extremes
+
+pytestmark = pytest.mark.live
+
+LAB = "lab4-rayservice-gpu"
+
+# The service is right; the helper only looks at the Generator and ignores rayStartParams.
+NAIVE_DIAGNOSIS = '''
+def gpu_misfits(manifest_text):
+    spec = yaml.safe_load(manifest_text)["spec"]
+    config = yaml.safe_load(spec["serveConfigV2"])
+    generator = next(d for d in config["applications"][0]["deployments"] if d["name"] == "Generator")
+    return ["Generator"] if generator["ray_actor_options"].get("num_gpus", 0) > 1 else []
+'''
+
+
+@pytest.fixture(scope="module")
+def graded():
+    return grading.roundtrip(LAB, {"naive": {"diagnose": NAIVE_DIAGNOSIS}})
+
+
+def test_solution_full_marks_untouched_zero(graded):
+    check_extremes(graded, 10)
+
+
+def test_a_naive_diagnosis_fails_only_the_hidden_manifests(graded):
+    assert graded["naive"].cells == {
+        "test_manifest": 2.0, "test_ready": 2.0, "test_gpu_placement": 2.0,
+        "test_endpoint": 2.0, "test_diagnosis": 0.0,
+    }, graded["naive"]

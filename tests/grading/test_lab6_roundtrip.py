@@ -1,0 +1,62 @@
+"""Lab 6 through the real nbgrader CLI: hidden tests inject faults into the learner's service."""
+
+import pytest
+
+from servelab.grading import _course as grading
+
+from roundtrip import check_extremes
+
+pytestmark = pytest.mark.live
+
+LAB = "lab6-fault-injection"
+
+# Right answers, but the health check asks nothing and Serve's defaults stay:
+# a replica that lost its weights or froze is never replaced in time.
+CARELESS_SERVICE = '''
+@serve.deployment(num_replicas=2, ray_actor_options={"num_cpus": 0.25})
+class Sentiment:
+    def __init__(self):
+        self.model = LexiconModel()
+
+    async def __call__(self, request: Request) -> dict:
+        return self.model.predict((await request.json())["text"])
+
+
+serve.run(Sentiment.bind(), name="lab6", route_prefix="/sentiment")
+'''
+
+# A bound that promises nothing, and a hang blamed on Ray.
+CARELESS_ANSWERS = '''
+MAX_LOST_ON_KILL = 10
+LAYER_CRASH = "Ray runtime"
+LAYER_HANG = "Ray runtime"
+LAYER_LOST_STATE = "application code"
+LAYER_BAD_ROLLOUT = "application code"
+'''
+
+
+@pytest.fixture(scope="module")
+def graded():
+    return grading.roundtrip(LAB)
+
+
+@pytest.fixture(scope="module")
+def careless():
+    return grading.roundtrip(LAB, {"careless": {"service": CARELESS_SERVICE, "answers": CARELESS_ANSWERS}},
+                             extremes=False)["careless"]
+
+
+def test_solution_full_marks_untouched_zero(graded):
+    check_extremes(graded, 10)
+
+
+@pytest.mark.extended
+def test_careless_submission_loses_exactly_what_it_broke(careless):
+    assert careless.cells == {
+        "test_answers": 2.0,
+        "test_lost_state_replaced": 0.0,    # check_health never asks the model
+        "test_hang_replaced": 0.0,          # default health checks: about two minutes
+        "test_kill_bound": 0.0,             # 10 does not follow from 2 requests in flight
+        "test_layers_runtime": 0.0,         # a hang is Serve's to see
+        "test_layers_application": 1.0,
+    }, careless

@@ -1,0 +1,55 @@
+"""The autoscaler config servelab derives from a RayCluster spec (no cluster started)."""
+
+from pathlib import Path
+
+import yaml
+
+from servelab.cluster._autoscaler import GROUP_LABEL, HEAD_TYPE, autoscaler_config
+
+REPO = Path(__file__).parents[2]
+
+
+def support_spec():
+    doc = yaml.safe_load((REPO / "manifests" / "rayservice-support-assistant.yaml").read_text())
+    return doc["spec"]["rayClusterConfig"]
+
+
+def config_for(spec, max_nodes=6):
+    return autoscaler_config("support", spec, gcs_address="127.0.0.1:1", temp_dir="/tmp/x/r", max_nodes=max_nodes)
+
+
+def test_groups_become_node_types_with_kuberays_resources():
+    config, warnings = config_for(support_spec())
+    assert warnings == []
+    types = config["available_node_types"]
+    assert types["gpu-workers"]["resources"] == {"CPU": 4, "GPU": 1, "memory": 16 * 2**30}
+    assert (types["gpu-workers"]["min_workers"], types["gpu-workers"]["max_workers"]) == (1, 3)
+    assert types["cpu-workers"]["labels"] == {GROUP_LABEL: "cpu-workers"}
+    assert types[HEAD_TYPE]["resources"]["CPU"] == 0  # num-cpus: "0"
+    assert config["max_workers"] == 5 and config["idle_timeout_minutes"] == 1.0
+
+
+def test_the_provider_starts_replicas_and_tells_nodes_apart_by_id():
+    provider = config_for(support_spec())[0]["provider"]
+    assert provider["module"] == "servelab.cluster._autoscaler.LocalNodeProvider"
+    assert {t: v["count"] for t, v in provider["initial_workers"].items()} == {"cpu-workers": 1, "gpu-workers": 1}
+    assert provider["use_node_id_as_ip"] and provider["disable_launch_config_check"]
+
+
+def test_the_node_cap_trims_groups_with_a_warning():
+    config, warnings = config_for(support_spec(), max_nodes=3)
+    assert config["available_node_types"]["gpu-workers"]["max_workers"] == 2
+    assert config["max_workers"] == 2
+    assert any("gpu-workers: maxReplicas 3 capped to 2" in w for w in warnings)
+
+
+def test_idle_timeout_and_missing_bounds_follow_kuberay_defaults():
+    spec = support_spec()
+    spec["autoscalerOptions"] = {"idleTimeoutSeconds": 30}
+    group = spec["workerGroupSpecs"][0]
+    del group["minReplicas"], group["maxReplicas"]
+    config, warnings = config_for(spec)
+    assert config["idle_timeout_minutes"] == 0.5
+    cpu = config["available_node_types"]["cpu-workers"]
+    assert (cpu["min_workers"], cpu["max_workers"]) == (0, 5)  # unbounded in KubeRay; this machine's cap
+    assert any(w.startswith("cpu-workers: maxReplicas 2147483647 capped to 5") for w in warnings)

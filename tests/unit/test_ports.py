@@ -1,0 +1,42 @@
+import socket
+
+import pytest
+
+from servelab.cluster._ports import LOOPBACK, PortError, choose_ports, is_free
+
+
+def test_ports_are_distinct_and_worker_range_does_not_overlap():
+    p = choose_ports({"SERVELAB_PORTS": "free"})
+    singles = [v for k, v in p.as_dict().items() if k not in ("min_worker", "max_worker")]
+    assert len(set(singles)) == len(singles)
+    assert not any(p.min_worker <= port <= p.max_worker for port in singles)
+    assert p.max_worker - p.min_worker + 1 == 200
+
+
+def test_free_mode_skips_well_known_defaults():
+    for _ in range(5):
+        p = choose_ports({"SERVELAB_PORTS": "free"})
+        assert {p.serve, p.dashboard, p.metrics}.isdisjoint({8000, 8265, 8080})
+
+
+def test_environment_variable_wins():
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        wanted = s.getsockname()[1]
+    p = choose_ports({"SERVELAB_SERVE_PORT": str(wanted), "SERVELAB_PORTS": "free"})
+    assert p.serve == wanted
+
+
+def test_busy_port_from_environment_is_a_clear_error():
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        assert not is_free(busy)
+        with pytest.raises(PortError, match=f"SERVELAB_DASHBOARD_PORT={busy} is already in use"):
+            choose_ports({"SERVELAB_DASHBOARD_PORT": str(busy)})
+
+
+def test_non_numeric_port_names_the_variable():
+    with pytest.raises(PortError, match="SERVELAB_METRICS_PORT='eighty' is not a port number"):
+        choose_ports({"SERVELAB_METRICS_PORT": "eighty"})

@@ -1,0 +1,280 @@
+"""The Kubernetes target, tested up to the API boundary.
+
+The real `kubernetes` client talks HTTP to a stand-in API server on
+127.0.0.1 (tests/support/k8s_api.py): request paths and bodies are checked there.
+Status parsing runs on status documents shaped like KubeRay 1.7's.
+"""
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from k8s_api import FakeAPIServer
+from servelab.targets import ManifestError
+from servelab.targets import kubernetes as k8s
+from servelab.targets._vocabulary import is_ready, ready_condition
+from servelab.observe._waiting import Stuck
+
+REPO = Path(__file__).parents[2]
+SUPPORT = REPO / "manifests" / "rayservice-support-assistant.yaml"
+CPU_CLUSTER = REPO / "manifests" / "raycluster-cpu.yaml"
+STATUS_DOCS = Path(__file__).parents[1] / "support" / "k8s"
+
+
+def load(name):
+    return yaml.safe_load((STATUS_DOCS / name).read_text())
+
+
+@pytest.fixture
+def api():
+    with FakeAPIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def target(api):
+    return k8s.KubernetesTarget(api_client=api.client())
+
+
+def edited(tmp_path, change):
+    doc = yaml.safe_load(SUPPORT.read_text())
+    change(doc)
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+# -- create, replace, get, delete ------------------------------------------------------
+def test_up_creates_the_rayservice_with_the_manifest_as_body(target, api):
+    result = target.up(SUPPORT, show=False)
+    assert result == {"kind": "RayService", "name": "support-assistant", "namespace": "ray-serving",
+                      "action": "created"}
+    (method, path, body), = api.calls("POST")
+    assert path == "/apis/ray.io/v1/namespaces/ray-serving/rayservices"
+    manifest = yaml.safe_load(SUPPORT.read_text())
+    assert body["spec"] == manifest["spec"]
+    assert body["apiVersion"] == "ray.io/v1" and body["kind"] == "RayService"
+
+
+def test_up_again_unchanged_sends_no_write(target, api):
+    target.up(SUPPORT, show=False)
+    assert target.up(SUPPORT, show=False)["action"] == "unchanged"
+    assert len(api.calls("POST")) == 1 and api.calls("PUT") == []
+
+
+def test_serve_config_change_replaces_with_the_current_resource_version(target, api, tmp_path, capsys):
+    target.up(SUPPORT, show=False)
+    version = api.objects[("ray-serving", "rayservices", "support-assistant")]["metadata"]["resourceVersion"]
+
+    def fewer_normalizers(doc):
+        doc["spec"]["serveConfigV2"] = doc["spec"]["serveConfigV2"].replace("num_replicas: 2", "num_replicas: 1", 1)
+
+    target.up(edited(tmp_path, fewer_normalizers))
+    (method, path, body), = api.calls("PUT")
+    assert path == "/apis/ray.io/v1/namespaces/ray-serving/rayservices/support-assistant"
+    assert body["metadata"]["resourceVersion"] == version
+    assert "in place" in capsys.readouterr().out
+
+
+def test_cluster_config_change_says_kuberay_builds_a_new_cluster(target, tmp_path):
+    target.up(SUPPORT, show=False)
+
+    def bigger_cpu_group(doc):
+        doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["maxReplicas"] = 3
+
+    assert "new cluster" in target.up(edited(tmp_path, bigger_cpu_group), show=False)["action"]
+
+
+def test_namespace_defaults_to_the_target_one_for_manifests_without_it(api, tmp_path):
+    doc = yaml.safe_load(CPU_CLUSTER.read_text())
+    del doc["metadata"]["namespace"]
+    path = tmp_path / "no-namespace.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    target = k8s.KubernetesTarget(namespace="course", api_client=api.client())
+    target.up(path, show=False)
+    name = doc["metadata"]["name"]
+    assert api.calls("POST")[0][1] == "/apis/ray.io/v1/namespaces/course/rayclusters"
+    assert target.get(name, "RayCluster")["metadata"]["name"] == name
+
+
+def test_a_manifest_with_errors_never_reaches_the_api(target, api, tmp_path):
+    def removed_field(doc):
+        doc["spec"]["serveConfigV2"] = doc["spec"]["serveConfigV2"].replace(
+            "target_ongoing_requests:", "target_num_ongoing_requests_per_replica:")
+
+    with pytest.raises(ManifestError, match="target_num_ongoing_requests_per_replica"):
+        target.up(edited(tmp_path, removed_field), show=False)
+    assert api.requests == []
+
+
+def test_missing_crds_name_kuberay_and_the_install_command():
+    with FakeAPIServer(crds_installed=False) as api:
+        target = k8s.KubernetesTarget(api_client=api.client())
+        with pytest.raises(Stuck) as info:
+            target.up(SUPPORT, show=False)
+    assert info.value.layer == "KubeRay"
+    assert "servelab k8s install" in str(info.value)
+
+
+def test_down_deletes_in_the_foreground_and_is_idempotent(target, api):
+    target.up(SUPPORT, show=False)
+    assert target.down("support-assistant", namespace="ray-serving")
+    method, path, _ = api.calls("DELETE")[0]
+    assert path.startswith("/apis/ray.io/v1/namespaces/ray-serving/rayservices/support-assistant")
+    assert "propagationPolicy=Foreground" in path
+    assert not target.down("support-assistant", namespace="ray-serving")
+
+
+# -- status ----------------------------------------------------------------------------
+@pytest.mark.parametrize("doc, ready, layer, reason", [
+    ("rayservice-ready.yaml", True, None, "NonZeroServeEndpoints"),
+    ("rayservice-upgrading.yaml", True, None, "NonZeroServeEndpoints"),
+    ("rayservice-initializing.yaml", False, "Kubernetes", "Initializing"),
+    ("rayservice-deploy-failed.yaml", False, "application code", "Initializing"),
+    ("rayservice-replicas-pending.yaml", False, "Ray runtime", "Initializing"),
+    ("rayservice-zero-endpoints.yaml", False, "Kubernetes", "ZeroServeEndpoints"),
+    ("raycluster-ready.yaml", True, None, "ready"),
+    ("raycluster-pending.yaml", False, "Kubernetes", "NotReady"),
+])
+def test_status_documents_in_both_targets_vocabulary(doc, ready, layer, reason):
+    report = k8s.parse_status(load(doc))
+    assert is_ready(report) is ready
+    assert report["layer"] == layer
+    assert ready_condition(report)["reason"] == reason
+
+
+def test_status_details_survive_the_translation():
+    ready = k8s.parse_status(load("rayservice-ready.yaml"))
+    deps = ready["activeServiceStatus"]["applicationStatuses"]["support"]["serveDeploymentStatuses"]
+    assert deps["AnswerGenerator"]["status"] == "HEALTHY"
+    assert ready["numServeEndpoints"] == 2 and not ready["upgradeInProgress"]
+    assert k8s.parse_status(load("rayservice-upgrading.yaml"))["upgradeInProgress"]
+    failed = k8s.parse_status(load("raycluster-pending.yaml"))
+    assert "exceeded quota" in ready_condition(failed)["message"]
+
+
+def test_an_object_without_status_points_at_the_operator():
+    report = k8s.parse_status({"kind": "RayService", "metadata": {"name": "x"}})
+    assert report["layer"] == "KubeRay" and not is_ready(report)
+
+
+def test_wait_ready_returns_once_the_condition_is_true(target, api):
+    target.up(SUPPORT, show=False)
+    api.set_status("ray-serving", "rayservices", "support-assistant", load("rayservice-ready.yaml")["status"])
+    report = target.wait_ready("support-assistant", namespace="ray-serving", timeout=5, show=False)
+    assert report["numServeEndpoints"] == 2
+
+
+def test_wait_ready_deadline_names_the_layer_the_status_points_at(target, api):
+    target.up(SUPPORT, show=False)
+    api.set_status("ray-serving", "rayservices", "support-assistant",
+                   load("rayservice-deploy-failed.yaml")["status"])
+    with pytest.raises(Stuck) as info:
+        target.wait_ready("support-assistant", namespace="ray-serving", timeout=1, show=False, interval=0.2)
+    assert info.value.layer == "application code"
+    assert "traceback" in str(info.value)
+
+
+# -- operator install ------------------------------------------------------------------
+def fake_tool(directory: Path, name: str, exit_code: int = 0) -> Path:
+    """An executable that records its arguments (helm and kubectl are not installed here)."""
+    log = directory / f"{name}.log"
+    tool = directory / name
+    tool.write_text(f'#!/bin/sh\necho "$@" >> {log}\necho "{name} says no" >&2\nexit {exit_code}\n')
+    tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
+    return log
+
+
+def test_install_runs_helm_then_checks_crds_and_operator(api, tmp_path, monkeypatch):
+    log = fake_tool(tmp_path, "helm")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    k8s.install_operator(api_client=api.client(), timeout=5, show=False)
+    assert log.read_text().splitlines() == [" ".join(cmd[1:]) for cmd in k8s.helm_commands()]
+    assert "--version 1.7.0" in log.read_text()
+    checked = [path for _, path, _ in api.calls("GET")]
+    assert "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/rayservices.ray.io" in checked
+    assert "/apis/apps/v1/namespaces/kuberay-system/deployments/kuberay-operator" in checked
+
+
+def test_a_failing_helm_command_is_quoted_with_its_error(api, tmp_path, monkeypatch):
+    fake_tool(tmp_path, "helm", exit_code=1)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(Stuck, match="(?s)helm repo add.*helm says no"):
+        k8s.install_operator(api_client=api.client(), timeout=5, show=False)
+
+
+def test_an_operator_that_never_becomes_available_is_a_kuberay_problem(tmp_path, monkeypatch):
+    fake_tool(tmp_path, "helm")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with FakeAPIServer(operator_ready=False) as api:
+        with pytest.raises(Stuck) as info:
+            k8s.install_operator(api_client=api.client(), timeout=1, show=False)
+    assert info.value.layer == "KubeRay" and "kuberay-operator" in str(info.value)
+
+
+def test_without_helm_the_error_says_how_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(Stuck, match="helm is not installed"):
+        k8s.install_operator(show=False)
+
+
+# -- port-forward ----------------------------------------------------------------------
+def test_port_forward_targets_the_services_kuberay_creates():
+    assert k8s.service_names("support-assistant", "RayService") == {
+        "serve": ("support-assistant-serve-svc", 8000), "dashboard": ("support-assistant-head-svc", 8265)}
+    assert k8s.port_forward_command("support-assistant-serve-svc", "ray-serving", 18000, 8000) == [
+        "kubectl", "port-forward", "--address", "127.0.0.1", "-n", "ray-serving",
+        "svc/support-assistant-serve-svc", "18000:8000"]
+
+
+def test_a_port_forward_that_exits_reports_kubectl_error(tmp_path, monkeypatch):
+    log = fake_tool(tmp_path, "kubectl", exit_code=1)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    forward = k8s.KubernetesTarget(namespace="ray-serving").port_forward("support-assistant")
+    with pytest.raises(Stuck) as info:
+        forward.start(timeout=5, show=False)
+    assert info.value.layer == "Kubernetes" and "kubectl says no" in str(info.value)
+    assert "svc/support-assistant-serve-svc" in log.read_text()
+    assert forward._procs == []  # stopped what it started
+
+
+# -- the CLI, through a kubeconfig that points at the stand-in API server ---------------------
+def test_cli_up_status_down_on_the_kubernetes_target(api, tmp_path, monkeypatch, capsys):
+    from servelab.cli import _main as cli
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": api.url}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "learner"}}],
+        "users": [{"name": "learner", "user": {"token": "not-a-real-token"}}],
+    }))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    assert cli.main(["up", str(SUPPORT), "--target", "kubernetes"]) == 0
+    assert "RayService ray-serving/support-assistant: created" in capsys.readouterr().out
+
+    api.set_status("ray-serving", "rayservices", "support-assistant", load("rayservice-deploy-failed.yaml")["status"])
+    args = ["--target", "kubernetes", "--namespace", "ray-serving", "--name", "support-assistant"]
+    assert cli.main(["status", *args]) == 1  # not Ready
+    out = capsys.readouterr().out
+    assert "Ready=False" in out and "application code" in out
+
+    assert cli.main(["down", *args]) == 0
+    assert "deleted" in capsys.readouterr().out
+    assert api.calls("DELETE")
+
+
+def test_every_servelab_command_in_the_kind_guide_parses():
+    import re
+    import shlex
+
+    from servelab.cli._main import build_parser
+
+    guide = (REPO / "docs" / "kubernetes-on-kind.md").read_text()
+    commands = re.findall(r"^\.venv/bin/servelab (.+?)(?:\s+#.*)?$", guide, flags=re.M)
+    assert len(commands) >= 8
+    for line in commands:
+        build_parser().parse_args(shlex.split(line))  # argparse exits on an unknown option
