@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.servelab-installed
 LAB_PORT ?= 8888
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install system lab labs test test-extended test-quick grade bench lock clean binder-badge
+.PHONY: install system lab labs lint test test-extended test-quick grade bench lock clean binder-badge
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,8 +50,12 @@ lab: labs
 # TEST_WORKERS=N runs N test files at a time (pytest-xdist; a notebook's cells share a
 # kernel, a module its cluster). Keep 1 on 2 cores: concurrent clusters starve each other.
 TEST_WORKERS ?= 1
-test: $(STAMP) system
+test: $(STAMP) system lint
 	$(BIN)/python -m pytest -m "not extended" $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile,) --durations=25 $(PYTEST_ARGS)
+
+# ruff, configured in pyproject.toml (make test runs it first).
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # Partial-credit round trips of labs 5-7 (a full graded run of the lab each): not in CI's time.
 test-extended: $(STAMP) system

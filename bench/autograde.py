@@ -16,6 +16,7 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import summary, write_section  # noqa: E402
+
 from servelab import grading  # noqa: E402
 from servelab.course import layout
 

@@ -15,6 +15,7 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
+
 from servelab import grading  # noqa: E402
 from servelab.grading import _autograde as autograde
 from servelab.grading._labs import nbgrader, scratch_course  # noqa: E402

@@ -3,7 +3,8 @@
 The course's debugging model walks five layers, outside in. A `ServelabError`
 carries one of them as `.layer`, and a `.hint` (what to do next); the CLI and a
 lab's self-check read those attributes instead of parsing messages. A wait
-that runs out of time is a `Stuck`, which is also a `TimeoutError`.
+that runs out of time is a `Stuck`, which is also a `TimeoutError`; something that
+failed outright (a process exited, a tool is missing, a request was refused) is a `Failed`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ class ServelabError(Exception):
 
 class Stuck(ServelabError, TimeoutError):
     """A wait ran out of time; `layer` says where to look first."""
+
+    def __init__(self, layer: str, message: str, *, hint: str = ""):
+        super().__init__(f"[{layer}] {message}", layer=layer, hint=hint)
+
+
+class Failed(ServelabError):
+    """Something failed outright (exited, refused, not installed): not a wait that ran out.
+
+    Its message starts with "[layer] " as a Stuck's does, and a wait whose check raises one
+    ends at once (`servelab.observe.wait_for`).
+    """
 
     def __init__(self, layer: str, message: str, *, hint: str = ""):
         super().__init__(f"[{layer}] {message}", layer=layer, hint=hint)

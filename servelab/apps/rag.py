@@ -37,11 +37,11 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from servelab.faults import _flags as fault_flags
 from servelab.apps.bake import reranker_encoder
 from servelab.apps.device import SimulatedDevice, where_am_i
 from servelab.apps.knowledge import DOCS, TEXTS
 from servelab.apps.textsearch import BM25
+from servelab.faults import _flags as fault_flags
 
 MAX_QUESTION_CHARS = 2000
 MAX_BODY_BYTES = 16 * 1024

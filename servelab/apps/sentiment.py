@@ -9,8 +9,8 @@ check that looks at the model's own state can tell.
 
 from __future__ import annotations
 
-from servelab.faults import _flags as fault_flags
 from servelab.apps.textsearch import words
+from servelab.faults import _flags as fault_flags
 
 POSITIVE = ("great", "fast", "good", "love", "excellent", "reliable", "happy", "smooth", "works", "helpful")
 NEGATIVE = ("slow", "broken", "bad", "hate", "awful", "crash", "crashes", "error", "fails", "timeout")

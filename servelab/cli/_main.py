@@ -8,13 +8,15 @@ import signal
 import sys
 from pathlib import Path
 
+from servelab import targets
+from servelab.clients._serve import ServeAPIError, count_running
 from servelab.cluster import _envcheck as envcheck
-from servelab.course.layout import layout
-from servelab.grading import _labs as labs
 from servelab.cluster._localray import LocalRay
+from servelab.course.layout import layout
+from servelab.errors import ServelabError
+from servelab.grading import _labs as labs
+from servelab.targets import Target
 from servelab.targets._kubernetes import KUBERAY_VERSION
-from servelab.clients._serve import ServeAPIError
-from servelab.observe._waiting import Stuck
 
 
 def _select(name: str | None) -> list[LocalRay]:
@@ -47,80 +49,159 @@ def _print_report(report: dict) -> None:
         print(f"    {dep} replicas by group: {where or 'none running'}")
 
 
-def cmd_up(args) -> int:
-    if args.target == "kubernetes":
-        if not args.manifest:
-            raise ValueError("the kubernetes target needs a manifest: servelab up FILE --target kubernetes")
-        target = _kubernetes(args)
-        result = target.up(args.manifest)
-        if args.wait:
-            _print_report(target.wait_ready(result["name"], result["kind"], result["namespace"],
-                                            timeout=args.timeout))
-        return 0
-    if args.manifest:
-        from servelab.targets import _local as local
-
-        cluster = local.up(args.manifest, timeout=args.timeout, die_with_owner=False)
-        print(f"{cluster.name} is up: Serve {cluster.serve_url}, dashboard {cluster.dashboard_url}\n"
-              f"Check it with: servelab status --name {cluster.name}")
-        return 0
-    if any(c.name == args.name for c in LocalRay.find()):
-        print(f"Cluster '{args.name}' is already running (servelab status).")
-        return 0
-    # A CLI cluster outlives this command, so it must not die with it.
-    cluster = LocalRay(args.name, num_cpus=args.cpus, num_gpus=args.gpus, die_with_owner=False)
-    cluster.start(timeout=args.timeout)
-    print(f"Serve:     {cluster.serve_url}\nDashboard: {cluster.dashboard_url}\n"
-          f"Metrics:   {cluster.metrics_url}\nToken:     {cluster.token_file}\n"
-          f"Stop it with: servelab down --name {cluster.name}")
-    return 0
+def _target(args) -> Target:
+    """The target --target names (default: $SERVELAB_TARGET, else local), set up from the flags."""
+    # A CLI cluster outlives this command, so it must not die with it; --namespace and --kind
+    # mean something to the kubernetes target only (get_target gives each target its options).
+    return targets.get_target(args.target, namespace=args.namespace, kind=args.kind, die_with_owner=False)
 
 
-def cmd_status(args) -> int:
-    if args.target == "kubernetes":
-        if not args.name:
-            raise ValueError("name the RayService or RayCluster: servelab status --target kubernetes --name NAME")
-        report = _kubernetes(args).status(args.name, args.kind)
-        print(f"{report['kind']} {args.name}:")
+class _View:
+    """What a command acts on and prints about it; the operations themselves are the Target's.
+
+    The wording differs by target (the output and exit codes predate the interface); this is
+    the Kubernetes target's way, and any Target's: one object, named with --name, reported
+    whatever its state; `status` exits 1 unless it is Ready. (`faults` is Kubernetes-only.)"""
+
+    up_waits = True  # --wait: wait for the Ready condition after up
+
+    def __init__(self, target: Target, args):
+        self.target, self.args = target, args
+
+    def up_without_manifest(self) -> int:
+        target = self.args.target
+        raise ServelabError(f"the {target} target needs a manifest: servelab up FILE --target {target}")
+
+    def names(self) -> list[str]:
+        """What status and down act on."""
+        if not self.args.name:
+            raise ServelabError(f"name the RayService or RayCluster: servelab {self.args.command} "
+                                f"--target {self.args.target} --name NAME")
+        return [self.args.name]
+
+    def show_status(self, name: str) -> bool:
+        """Print its status; whether it is well (exit 0)."""
+        report = self.target.status(name)
+        print(f"{report.get('kind', self.args.kind)} {name}:")
         _print_report(report)
-        return 0 if report.get("layer") is None else 1
-    clusters = _select(args.name)
-    if not clusters:
-        print("No servelab cluster is running.")
-        return 1 if args.name else 0
-    for c in clusters:
+        return report.get("layer") is None
+
+    def said_down(self, name: str, deleted: bool) -> None:
+        print(f"{self.args.kind} {name}: {'deleted' if deleted else 'not found'}")
+
+    def faults(self, stack):
+        """The fault verbs on the --name object (Kubernetes: pods through its API, the dashboard
+        through --dashboard or a port-forward that lasts as long as `stack`)."""
+        from servelab.faults import _verbs as fault_lib
+
+        args = self.args
+        if not args.name:
+            raise ServelabError("name the RayService or RayCluster: servelab fault VERB ... "
+                                f"--target {args.target} --name NAME")
+        dashboard = args.dashboard
+        if not dashboard:
+            forward = stack.enter_context(self.target.port_forward(args.name, args.kind))
+            dashboard = forward.dashboard_url
+        return fault_lib.KubernetesFaults(self.target, args.name, dashboard, kind=args.kind,
+                                          namespace=args.namespace)
+
+
+class _LocalView(_View):
+    """The local target's way: clusters are processes on this machine, so commands act on what runs
+    (status: every cluster, or the one named; down: --all, or the one named, default 'servelab'),
+    a cluster can be bare (`servelab up` without a manifest), and status shows its processes and
+    Serve's own listing, and exits 0 while it runs."""
+
+    up_waits = False  # --wait is for the kubernetes target; a local up returns once it deployed
+
+    def up_without_manifest(self) -> int:
+        args = self.args
+        if args.name in self.target.names():
+            print(f"Cluster '{args.name}' is already running (servelab status).")
+            return 0
+        # A CLI cluster outlives this command, so it must not die with it.
+        cluster = LocalRay(args.name, num_cpus=args.cpus, num_gpus=args.gpus, die_with_owner=False)
+        cluster.start(timeout=args.timeout)
+        print(f"Serve:     {cluster.serve_url}\nDashboard: {cluster.dashboard_url}\n"
+              f"Metrics:   {cluster.metrics_url}\nToken:     {cluster.token_file}\n"
+              f"Stop it with: servelab down --name {cluster.name}")
+        return 0
+
+    def names(self) -> list[str]:
+        running = self.target.names()
+        if self.args.command == "down":
+            return running if self.args.all else [n for n in running if n == (self.args.name or "servelab")]
+        return [n for n in running if not self.args.name or n == self.args.name]
+
+    def show_status(self, name: str) -> bool:
+        c = self.target.find(name)
+        if c is None:  # stopped since it was listed
+            return True
         print(f"{c.name}: owner pid {c.owner_pid}, {len(c.processes())} processes\n"
               f"  serve {c.serve_url}  dashboard {c.dashboard_url}")
         if (c.dir / "manifest.json").exists():
-            from servelab.targets import _local as local
-
-            _print_report(local.status(c))
+            _print_report(self.target.status(c))
         try:
             apps = c.serve_api.applications()
         except ServeAPIError as exc:
             print(f"  {exc}")
-            continue
+            return True
         for app_name, app in apps.items():
             print(f"  app {app_name} [{app.get('status')}] {app.get('route_prefix') or ''}")
             for dep_name, dep in (app.get("deployments") or {}).items():
-                states = [r.get("state") for r in dep.get("replicas") or []]
-                running = states.count("RUNNING")
+                running = count_running(dep)
                 print(f"    {dep_name} [{dep.get('status')}] {running}/{dep.get('target_num_replicas')} replicas running")
+        return True
+
+    def said_down(self, name: str, deleted: bool) -> None:
+        pass  # stopping it said so
+
+    def faults(self, stack):
+        """The fault verbs on the one local cluster running, or the one --name names."""
+        from servelab.faults import _verbs as fault_lib
+
+        return fault_lib.LocalFaults(_local_cluster(self.args.name))
+
+
+def _view(target: Target, args) -> _View:
+    return (_LocalView if isinstance(target, targets.LocalTarget) else _View)(target, args)
+
+
+def cmd_up(args) -> int:
+    target = _target(args)
+    view = _view(target, args)
+    if not args.manifest:
+        return view.up_without_manifest()
+    handle = target.up(args.manifest, timeout=args.timeout)
+    if args.wait and view.up_waits:
+        _print_report(target.wait_ready(handle, timeout=args.timeout))
+    urls = target.endpoints(handle)
+    if urls["serve"]:  # local: at once; kubernetes: through `servelab k8s port-forward`
+        name = target.name_of(handle)
+        print(f"{name} is up: Serve {urls['serve']}, dashboard {urls['dashboard']}\n"
+              f"Check it with: servelab status --name {name}")
     return 0
 
 
+def cmd_status(args) -> int:
+    target = _target(args)
+    view = _view(target, args)
+    names = view.names()
+    if not names:
+        print("No servelab cluster is running.")
+        return 1 if args.name else 0
+    well = [view.show_status(name) for name in names]
+    return 0 if all(well) else 1
+
+
 def cmd_down(args) -> int:
-    if args.target == "kubernetes":
-        if not args.name:
-            raise ValueError("name the RayService or RayCluster: servelab down --target kubernetes --name NAME")
-        deleted = _kubernetes(args).down(args.name, args.kind)
-        print(f"{args.kind} {args.name}: {'deleted' if deleted else 'not found'}")
-        return 0
-    clusters = LocalRay.find() if args.all else _select(args.name or "servelab")
-    if not clusters:
+    target = _target(args)
+    view = _view(target, args)
+    names = view.names()
+    if not names:
         print("Nothing to stop.")
-    for c in clusters:
-        c.stop()
+    for name in names:
+        view.said_down(name, target.down(name))
     return 0
 
 
@@ -138,7 +219,7 @@ def cmd_k8s(args) -> int:
             print(" ".join(cmd))
     else:  # port-forward
         if not args.name:
-            raise ValueError("name the RayService or RayCluster: servelab k8s port-forward --name NAME")
+            raise ServelabError("name the RayService or RayCluster: servelab k8s port-forward --name NAME")
         with _kubernetes(args).port_forward(args.name, args.kind) as fwd:
             print(f"Serve:     {fwd.serve_url}\nDashboard: {fwd.dashboard_url}\n(Ctrl-C to stop)", flush=True)
             try:
@@ -204,12 +285,24 @@ def cmd_grade(args) -> int:
     return 1 if any(r.score is None for r in results) else 0
 
 
+def _json_body(text: str | None):
+    """The --json request body, parsed (None when not given)."""
+    import json
+
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ServelabError(f"--json is not JSON: {exc}") from None
+
+
 def cmd_load(args) -> int:
     import json
 
     from servelab.faults import load
 
-    payload = json.loads(args.json) if args.json is not None else None
+    payload = _json_body(args.json)
     report = load.run(args.url, payload, concurrency=args.concurrency, rate=args.rate,
                       count=args.count, duration_s=args.duration, timeout_s=args.timeout)
     print(json.dumps(report.as_dict(), indent=2) if args.as_json else report.summary())
@@ -232,34 +325,22 @@ def _local_cluster(name: str | None) -> LocalRay:
     if len(clusters) == 1:
         return clusters[0]
     running = ", ".join(c.name for c in LocalRay.find()) or "none"
-    raise ValueError(f"{'no' if not clusters else 'more than one'} local cluster "
-                     f"{'named ' + repr(name) if name else 'running'}: pick one with --name (running: {running})")
+    raise ServelabError(f"{'no' if not clusters else 'more than one'} local cluster "
+                        f"{'named ' + repr(name) if name else 'running'}: pick one with --name (running: {running})",
+                        layer="Ray runtime")
 
 
 def cmd_fault(args) -> int:
     import contextlib
     import json
 
-    from servelab.faults import _verbs as fault_lib
-
     wanted = FAULT_ARGS[args.verb]
     if len(args.args) != len(wanted):
-        raise ValueError(f"usage: servelab fault {args.verb} {' '.join(wanted)}".rstrip()
-                         + f" (got {len(args.args)} argument(s))")
+        raise ServelabError(f"usage: servelab fault {args.verb} {' '.join(wanted)}".rstrip()
+                            + f" (got {len(args.args)} argument(s))")
     kwargs = {"count": args.count} if args.verb == "kill-replica" else {}
     with contextlib.ExitStack() as stack:
-        if args.target == "kubernetes":
-            if not args.name:
-                raise ValueError("name the RayService or RayCluster: servelab fault VERB ... --target kubernetes --name NAME")
-            target = _kubernetes(args)
-            dashboard = args.dashboard
-            if not dashboard:
-                forward = stack.enter_context(target.port_forward(args.name, args.kind))
-                dashboard = forward.dashboard_url
-            faults = fault_lib.KubernetesFaults(target, args.name, dashboard, kind=args.kind,
-                                                namespace=args.namespace)
-        else:
-            faults = fault_lib.LocalFaults(_local_cluster(args.name))
+        faults = _view(_target(args), args).faults(stack)
         if not args.measure:
             fault = faults.inject(args.verb, *args.args, **kwargs)
             if args.as_json:
@@ -267,7 +348,7 @@ def cmd_fault(args) -> int:
             return 0
         from servelab.faults import recovery
 
-        payload = json.loads(args.json) if args.json is not None else None
+        payload = _json_body(args.json)
         result = recovery.measure(faults, lambda f: f.inject(args.verb, *args.args, **kwargs), args.measure,
                                   payload, concurrency=args.concurrency, max_s=args.max, retries=args.retries)
     print(json.dumps(result.as_dict(), indent=2) if args.as_json else result.summary())
@@ -395,9 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (Stuck, ServeAPIError, RuntimeError, ValueError) as exc:  # ManifestError is a ValueError;
-        # FaultError is a RuntimeError
-        print(f"servelab: {exc}", file=sys.stderr)
+    except ServelabError as exc:  # raised on purpose: what went wrong, and its hint; anything else
+        print(f"servelab: {exc}", file=sys.stderr)  # is a bug in servelab, and keeps its traceback
         return 1
 
 

@@ -11,11 +11,22 @@ from dataclasses import dataclass
 
 import requests
 
-from servelab.observe._waiting import Stuck, wait_for
+from servelab.errors import Failed, ServelabError
+from servelab.observe._waiting import wait_for
 
 
-class ServeAPIError(RuntimeError):
-    """The Serve REST API refused a call or could not be reached."""
+class ServeAPIError(ServelabError, RuntimeError):
+    """The Serve REST API refused a call or could not be reached.
+
+    `.layer` is "Serve" unless the call never got to Serve ("Ray runtime": nothing answers,
+    or the dashboard refused the token); the message starts with "[layer] " as well, for
+    readers that only have the text (an executed notebook's error output).
+    """
+
+    layer = "Serve"
+
+    def __init__(self, message: str, *, layer: str | None = None, hint: str = ""):
+        super().__init__(f"[{layer or self.layer}] {message}", layer=layer, hint=hint)
 
 
 @dataclass(frozen=True)
@@ -24,6 +35,25 @@ class Replica:
     state: str
     node_id: str | None
     pid: int | None
+
+
+def replicas_in(deployment: dict, state: str | None = "RUNNING") -> list[dict]:
+    """The replicas of one deployment as Serve's REST API lists them, by default the RUNNING ones."""
+    return [r for r in deployment.get("replicas") or [] if state is None or r.get("state") == state]
+
+
+def count_running(deployment: dict) -> int:
+    """How many of a deployment's replicas are RUNNING."""
+    return len(replicas_in(deployment))
+
+
+def running_by_group(deployment: dict, group_of: dict[str, str]) -> dict[str, int]:
+    """RUNNING replicas of one deployment per node group (`group_of`: node id -> group)."""
+    out: dict[str, int] = {}
+    for r in replicas_in(deployment):
+        group = group_of.get(r.get("node_id"), "?")
+        out[group] = out.get(group, 0) + 1
+    return out
 
 
 class ServeAPI:
@@ -38,19 +68,19 @@ class ServeAPI:
             r = requests.request(method, self.base, json=body, headers=self.headers,
                                  timeout=timeout or self.timeout)
         except requests.Timeout:
-            raise ServeAPIError(f"[Serve] {method} {self.base} did not answer in time") from None
+            raise ServeAPIError(f"{method} {self.base} did not answer in time") from None
         except requests.ConnectionError as exc:
             raise ServeAPIError(
-                f"[Ray runtime] nothing answers at {self.base} — is the cluster running? ({exc})"
+                f"nothing answers at {self.base} — is the cluster running? ({exc})", layer="Ray runtime"
             ) from None
         if r.status_code in (401, 403):
             problem = "wants a token" if r.status_code == 401 else "refused this token"
             raise ServeAPIError(
-                f"[Ray runtime] {self.base} {problem} (Ray token auth): "
-                "pass this cluster's token, e.g. ServeAPI(url, token=cluster.token)"
+                f"{self.base} {problem} (Ray token auth): "
+                "pass this cluster's token, e.g. ServeAPI(url, token=cluster.token)", layer="Ray runtime"
             )
         if r.status_code >= 400:
-            raise ServeAPIError(f"[Serve] {method} {self.base} -> HTTP {r.status_code}: {r.text[:2000]}")
+            raise ServeAPIError(f"{method} {self.base} -> HTTP {r.status_code}: {r.text[:2000]}")
         return r
 
     def details(self) -> dict:
@@ -64,7 +94,7 @@ class ServeAPI:
         apps = self.applications()
         if app not in apps:
             known = ", ".join(sorted(apps)) or "none"
-            raise ServeAPIError(f"[Serve] no application named {app!r} (running: {known})")
+            raise ServeAPIError(f"no application named {app!r} (running: {known})")
         return apps[app]
 
     def deployment(self, app: str, deployment: str) -> dict:
@@ -72,18 +102,14 @@ class ServeAPI:
         if deployment not in deps:
             known = ", ".join(sorted(deps)) or "none"
             raise ServeAPIError(
-                f"[Serve] application {app!r} has no deployment {deployment!r} (it has: {known})"
+                f"application {app!r} has no deployment {deployment!r} (it has: {known})"
             )
         return deps[deployment]
 
     def replicas(self, app: str, deployment: str, state: str | None = "RUNNING") -> list[Replica]:
         """Replicas of one deployment, by default only those in state RUNNING."""
-        out = []
-        for r in self.deployment(app, deployment).get("replicas") or []:
-            if state is None or r.get("state") == state:
-                out.append(Replica(r.get("replica_id", ""), r.get("state", ""),
-                                   r.get("node_id"), r.get("pid")))
-        return out
+        return [Replica(r.get("replica_id", ""), r.get("state", ""), r.get("node_id"), r.get("pid"))
+                for r in replicas_in(self.deployment(app, deployment), state)]
 
     def deploy(self, config: dict, timeout: float = 120) -> None:
         """Declaratively deploy a multi-application Serve config (ServeDeploySchema).
@@ -99,7 +125,7 @@ class ServeAPI:
             for name in names:
                 status = apps.get(name, {}).get("status")
                 if status == "DEPLOY_FAILED":
-                    raise Stuck("application code", f"application {name!r} failed to deploy: "
+                    raise Failed("application code", f"application {name!r} failed to deploy: "
                                 f"{apps[name].get('message', '')[-1500:]}")
             waiting = {n: apps.get(n, {}).get("status", "absent") for n in names
                        if apps.get(n, {}).get("status") != "RUNNING"}

@@ -6,7 +6,7 @@ KubeRay for more or fewer worker pods. Here the same autoscaler (Ray's v1
 StandardAutoscaler, run by the head's monitor process) gets:
 
 - its config from Ray's own KubeRay translation of the RayCluster spec
-  (`_derive_autoscaling_config_from_ray_cr`: groups, min/max, resources, idle timeout);
+  (`_derive_autoscaling_config_from_ray_cr`, through _ray.py: groups, min/max, resources, idle timeout);
 - a node provider that is Ray's fake multi-node provider with one change:
   a "pod" is a `servelab.cluster._worker_node` process on 127.0.0.1 with its own ports,
   instead of in-process nodes on the machine's address (see worker_node.py).
@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import copy
 import os
-import signal
-import subprocess
 
-from ray.autoscaler._private.fake_multi_node.node_provider import (
-    FAKE_HEAD_NODE_ID,
-    FakeMultiNodeProvider,
-)
 from ray.autoscaler.tags import TAG_RAY_USER_NODE_TYPE
 
+from servelab.clients._state import GROUP_LABEL
+from servelab.cluster import _processes as processes
+from servelab.cluster import _ray
+
+FakeMultiNodeProvider = _ray.fake_multinode_provider()  # subclassed below
+FAKE_HEAD_NODE_ID = _ray.fake_head_node_id()
+
 HEAD_TYPE = "headgroup"  # the name KubeRay's translation gives the head group
-GROUP_LABEL = "servelab.io/group"
 UPDATE_INTERVAL_S = "2"  # the autoscaler's loop; Ray's default is 5 s
 MAX_RESTARTS_PER_GROUP = 10
 
@@ -38,9 +38,7 @@ MAX_RESTARTS_PER_GROUP = 10
 def autoscaler_config(name: str, cluster_spec: dict, *, gcs_address: str, temp_dir: str,
                       max_nodes: int) -> tuple[dict, list[str]]:
     """The autoscaler config for a RayCluster spec, and warnings about what was capped."""
-    from ray.autoscaler._private.kuberay.autoscaling_config import (
-        _derive_autoscaling_config_from_ray_cr,
-    )
+    derive_autoscaling_config_from_ray_cr = _ray.kuberay_autoscaling_config()
 
     spec = copy.deepcopy(cluster_spec)
     warnings = []
@@ -60,7 +58,7 @@ def autoscaler_config(name: str, cluster_spec: dict, *, gcs_address: str, temp_d
         count = group.get("replicas", group["minReplicas"])
         initial[name_] = max(group["minReplicas"], min(count, group["maxReplicas"]))
     cr = {"metadata": {"name": name, "namespace": "default"}, "spec": spec}
-    config = _derive_autoscaling_config_from_ray_cr(cr)
+    config = derive_autoscaling_config_from_ray_cr(cr)
     if config["max_workers"] > budget:
         warnings.append(f"at most {max(budget, 0)} worker nodes at a time on this machine "
                         f"(the groups together allow {config['max_workers']})")
@@ -137,11 +135,13 @@ class LocalNodeProvider(FakeMultiNodeProvider):
 
     def _create_node_with_resources_and_labels(self, node_config, tags, count, resources, labels):
         from ray.autoscaler.tags import (
-            NODE_KIND_WORKER, STATUS_UP_TO_DATE, TAG_RAY_NODE_KIND, TAG_RAY_NODE_NAME,
+            NODE_KIND_WORKER,
+            STATUS_UP_TO_DATE,
+            TAG_RAY_NODE_KIND,
+            TAG_RAY_NODE_NAME,
             TAG_RAY_NODE_STATUS,
         )
 
-        from servelab.cluster import _processes as processes
         from servelab.cluster import _worker_node as worker_node
         from servelab.cluster._ports import worker_ports
 
@@ -158,20 +158,11 @@ class LocalNodeProvider(FakeMultiNodeProvider):
                    "RAY_CLOUD_INSTANCE_ID": node_id, "RAY_NODE_TYPE_NAME": type_name}
             env.pop("RAY_FAKE_CLUSTER", None)
             log_path = os.path.join(self._log_dir, f"node-{type_name}-{node_id[-5:]}.log")
-            with open(log_path, "wb") as log:
-                proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True,
-                                        preexec_fn=processes.die_with_parent)
+            proc = processes.spawn_node(cmd, env, log_path)
             processes.record_session(self._log_dir, proc.pid)
             all_tags = {TAG_RAY_NODE_KIND: NODE_KIND_WORKER, TAG_RAY_USER_NODE_TYPE: type_name,
                         TAG_RAY_NODE_NAME: node_id, TAG_RAY_NODE_STATUS: STATUS_UP_TO_DATE, **tags}
             self._nodes[node_id] = {"tags": all_tags, "proc": proc, "resources": resources, "labels": labels}
 
     def _terminate_node(self, node):
-        proc = node["proc"]
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # the node drains, then stops its processes
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        processes.stop_child(node["proc"], timeout=30)  # SIGTERM: the node drains, then stops its processes

@@ -14,10 +14,9 @@ PACKAGES = ("ray", "jupyterlab", "nbgrader", "ipywidgets", "kubernetes", "servel
 
 def active_target() -> str:
     """`local` unless SERVELAB_TARGET says `kubernetes`."""
-    target = os.environ.get("SERVELAB_TARGET", "local").strip().lower() or "local"
-    if target not in ("local", "kubernetes"):
-        raise ValueError(f"SERVELAB_TARGET={target!r}: use 'local' or 'kubernetes'")
-    return target
+    from servelab.targets._base import target_name
+
+    return target_name()
 
 
 def where() -> str:

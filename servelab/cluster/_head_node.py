@@ -49,8 +49,9 @@ def command(temp_dir: str, ports: dict, *, num_cpus: float, num_gpus: float, mem
 def _load_only(modules: str) -> None:
     """Make the dashboard this node starts load only `modules` (Ray's dashboard takes
     --modules-to-load, but neither `ray start` nor RayParams passes it on)."""
-    from ray._private import ray_constants, services
+    from servelab.cluster import _ray
 
+    ray_constants, services = _ray.ray_constants(), _ray.services()
     start = services.start_ray_process
 
     def start_ray_process(command, process_type, *args, **kwargs):
@@ -80,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before Ray reads it at import
-    from ray._private.authentication.authentication_token_setup import (
-        ensure_token_if_auth_enabled, maybe_enable_token_auth_if_token_available)
-    from ray._private.parameter import RayParams
+    from servelab.cluster import _ray
+
+    token_setup, RayParams = _ray.auth_token_setup(), _ray.ray_params_class()
 
     if args.dashboard_modules:
         _load_only(args.dashboard_modules)
@@ -112,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         include_log_monitor=not args.no_log_monitor,
     )
     # As `ray start` does: the cluster's token (RAY_AUTH_TOKEN_PATH) must be there.
-    maybe_enable_token_auth_if_token_available()
-    ensure_token_if_auth_enabled(None, create_token_if_missing=False)
+    token_setup.maybe_enable_token_auth_if_token_available()
+    token_setup.ensure_token_if_auth_enabled(None, create_token_if_missing=False)
     return run_node(params, head=True)
 
 

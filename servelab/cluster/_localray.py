@@ -39,13 +39,15 @@ from pathlib import Path
 import psutil
 import requests
 
-from servelab.faults import _flags as fault_flags
+from servelab.clients._serve import ServeAPI
+from servelab.clients._state import StateAPI
 from servelab.cluster import _processes as processes
 from servelab.cluster import _profiles as profiles
 from servelab.cluster._links import browser_url, html_links
 from servelab.cluster._ports import LOOPBACK, Ports, choose_ports
-from servelab.clients._serve import ServeAPI
-from servelab.observe._waiting import Stuck, wait_for
+from servelab.errors import ServelabError
+from servelab.faults import _flags as fault_flags
+from servelab.observe._waiting import Failed, Stuck, wait_for
 
 STATE_FILE = "cluster.json"
 AUTOSCALER_CONFIG = "autoscaler.json"
@@ -180,7 +182,7 @@ class LocalRay:
             return self
         try:
             return self._start_once(timeout, show)
-        except Stuck as error:
+        except (Stuck, Failed) as error:  # the head exits when its raylet misses the limit
             if RAY_STARTUP_LIMIT not in str(error):
                 raise
         # Ray gives a new node's raylet 30 s (fixed) to register; on a busy 2-core machine
@@ -196,9 +198,9 @@ class LocalRay:
         self.dir = Path(tempfile.mkdtemp(prefix="c", dir=self.root))
         if len(str(self.dir / "r")) + _SOCKET_SUFFIX_LEN > 107:
             shutil.rmtree(self.dir, ignore_errors=True)
-            raise ValueError(
+            raise ServelabError(
                 f"cluster directory {self.dir} is too long for Ray's socket paths "
-                "(107 bytes); set SERVELAB_TMPDIR to a shorter directory, e.g. /tmp/sl")
+                "(107 bytes); set SERVELAB_TMPDIR to a shorter directory, e.g. /tmp/sl", layer="Ray runtime")
         self.token_file.write_text(secrets.token_hex(32))
         self.token_file.chmod(0o600)
         if show:
@@ -245,17 +247,8 @@ class LocalRay:
             from servelab.cluster._autoscaler import monitor_env
 
             env.update(monitor_env())
-        log = open(self._dir / HEAD_LOG, "wb")
-        proc = subprocess.Popen(
-            self._head_cmd(),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # our own session: signals to the owner's group miss it
-            preexec_fn=processes.die_with_parent if self.die_with_owner else None,
-        )
-        log.close()
+        proc = processes.spawn_node(self._head_cmd(), env, self._dir / HEAD_LOG,
+                                    die_with_parent_thread=self.die_with_owner)
         self.owner_pid = proc.pid
         self._owner_started = psutil.Process(proc.pid).create_time()
         self._children.append(proc)
@@ -270,11 +263,11 @@ class LocalRay:
     def _wait_head(self, timeout: float, show: bool) -> None:
         def head_up():
             if not self._owner_alive():
-                raise Stuck("Ray runtime", "the head node exited while starting:\n" + self._log_tail())
+                raise Failed("Ray runtime", "the head node exited while starting:\n" + self._log_tail())
             # The dashboard answers before the raylet has registered: wait for both. Serve's
             # module (which the serve CLI asks for its version) is loaded on every profile.
             return (" up on " in self._log_tail(1000)
-                    and self._dashboard_get("/api/ray/version", timeout=2).status_code == 200)
+                    and self.state_api.get("/api/ray/version", timeout=2).status_code == 200)
 
         wait_for(head_up, what="Ray head node and dashboard", layer="Ray runtime",
                  timeout=timeout, show=show,
@@ -324,10 +317,8 @@ class LocalRay:
         cmd = worker_node.command(self.gcs_address, str(self._dir / "r"), ports, num_cpus=num_cpus,
                                   num_gpus=num_gpus, memory=memory, labels=labels, resources=resources)
         env = self._node_env()
-        with open(self._dir / f"worker-{len(self.workers)}.log", "wb") as log:
-            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True,
-                                    preexec_fn=processes.die_with_parent if self.die_with_owner else None)
+        proc = processes.spawn_node(cmd, env, self._dir / f"worker-{len(self.workers)}.log",
+                                    die_with_parent_thread=self.die_with_owner)
         record = {"pid": proc.pid, "started": psutil.Process(proc.pid).create_time(),
                   "ports": ports, "num_cpus": num_cpus, "num_gpus": num_gpus, "memory": memory,
                   "labels": labels or {}}
@@ -339,8 +330,8 @@ class LocalRay:
 
         def joined():
             if proc.poll() is not None:
-                raise Stuck("Ray runtime", f"worker node exited with {proc.returncode}; "
-                                           f"see {self._dir}/worker-{len(self.workers) - 1}.log")
+                raise Failed("Ray runtime", f"worker node exited with {proc.returncode}; "
+                                            f"see {self._dir}/worker-{len(self.workers) - 1}.log")
             new = set(self.node_ids()) - before
             return new.pop() if new else None
 
@@ -350,16 +341,14 @@ class LocalRay:
         self._write_state()
         return node_id
 
-    def _dashboard_get(self, path: str, timeout: float = 10) -> requests.Response:
-        """GET from this cluster's dashboard with its token (Ray token auth is on)."""
-        return requests.get(f"{self.dashboard_url}{path}", timeout=timeout,
-                            headers={"Authorization": f"Bearer {self.token}"})
+    @property
+    def state_api(self) -> StateAPI:
+        """Ray's State API on this cluster's dashboard, with its token (Ray token auth is on)."""
+        return StateAPI(self.dashboard_url, token=self.token)
 
     def nodes(self) -> list[dict]:
         """The ALIVE Ray nodes (State API): node_id, labels, resources_total, is_head_node..."""
-        r = self._dashboard_get("/api/v0/nodes?limit=1000&detail=true")
-        r.raise_for_status()
-        return [n for n in r.json()["data"]["result"]["result"] if n.get("state") == "ALIVE"]
+        return self.state_api.nodes()
 
     def node_ids(self) -> list[str]:
         """Ids of the ALIVE Ray nodes."""
@@ -402,7 +391,8 @@ class LocalRay:
             except subprocess.TimeoutExpired:
                 pass
         if left:
-            raise RuntimeError("processes of this cluster survived SIGKILL:\n" + processes.describe(left))
+            raise ServelabError("processes of this cluster survived SIGKILL:\n" + processes.describe(left),
+                                layer="Ray runtime")
         self.workers, self._children = [], []
         (self._dir / STATE_FILE).unlink(missing_ok=True)
         if not (keep_logs or os.environ.get("SERVELAB_KEEP_LOGS")):
@@ -536,13 +526,11 @@ def _refresh_ray_settings() -> None:
     Ray reads these once, at import. A notebook usually imports ray before it
     starts a cluster, so the values are refreshed here.
     """
-    from ray._private import ray_constants
+    from servelab.cluster import _ray
 
-    ray_constants.ENABLE_RAY_CLUSTER = False  # what RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 sets
+    _ray.ray_constants().ENABLE_RAY_CLUSTER = False  # what RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 sets
     try:
-        from ray._raylet import AuthenticationTokenLoader, Config
-
-        Config.initialize("")
-        AuthenticationTokenLoader.instance().reset_cache()
+        _ray.raylet_config().initialize("")
+        _ray.auth_token_loader().instance().reset_cache()
     except Exception:  # older or newer Ray without these hooks: env vars suffice
         pass

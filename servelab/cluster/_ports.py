@@ -14,6 +14,8 @@ import random
 import socket
 from dataclasses import asdict, dataclass
 
+from servelab.errors import ServelabError
+
 LOOPBACK = "127.0.0.1"
 
 # (environment variable, well-known default) for the ports people see.
@@ -25,8 +27,10 @@ VISIBLE_PORTS = {
 WORKER_PORT_RANGE = 200  # ports reserved for Ray worker processes per node
 
 
-class PortError(RuntimeError):
+class PortError(ServelabError, RuntimeError):
     """A requested port is not usable."""
+
+    layer = "Ray runtime"
 
 
 def is_free(port: int, host: str = LOOPBACK) -> bool:

@@ -20,6 +20,7 @@ import glob
 import json
 import os
 import signal
+import subprocess
 import time
 
 import psutil
@@ -161,6 +162,29 @@ def wait_gone_pids(procs: list[psutil.Process], timeout: float) -> list[psutil.P
     """Wait until these processes exit; return the ones still alive."""
     _, alive = psutil.wait_procs(procs, timeout=timeout)
     return alive
+
+
+def spawn_node(cmd: list[str], env: dict, log_path: str | os.PathLike, *,
+               die_with_parent_thread: bool = True) -> subprocess.Popen:
+    """Start a node launcher (head, worker or autoscaled "pod"): no stdin, its output to
+    `log_path`, a session of its own (signals to the caller's process group miss it) and,
+    by default, SIGTERM when the thread that started it ends."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True,
+                                preexec_fn=die_with_parent if die_with_parent_thread else None)
+
+
+def stop_child(proc: subprocess.Popen, timeout: float, sig: int = signal.SIGTERM) -> None:
+    """Ask a child to stop (`sig`), give it `timeout` seconds, then SIGKILL it; reaped either way."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:

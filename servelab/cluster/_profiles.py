@@ -29,8 +29,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from servelab.errors import ServelabError
+
 ENV = "SERVELAB_PROFILE"
 SMALL_AT_OR_BELOW = 3 * 1024**3
+
+
+class ProfileError(ServelabError, ValueError):
+    """SERVELAB_PROFILE (or the profile asked for) names no profile."""
+
+    layer = "Ray runtime"
 
 
 @dataclass(frozen=True)
@@ -75,4 +83,4 @@ def choose(name: str | None = None) -> Profile:
     try:
         return PROFILES[name.strip().lower()]
     except KeyError:
-        raise ValueError(f"unknown profile {name!r} ({ENV}); choose one of: {', '.join(PROFILES)}") from None
+        raise ProfileError(f"unknown profile {name!r} ({ENV}); choose one of: {', '.join(PROFILES)}") from None

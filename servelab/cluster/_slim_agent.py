@@ -1,7 +1,7 @@
 """Ray's dashboard agent, importing only the agent modules a profile names.
 
 Every Ray node runs a dashboard agent, and the agent imports every package under
-ray.dashboard.modules (data, train, serve, state, ...: head modules included) just to
+Ray's dashboard modules package (data, train, serve, state, ...: head modules included) just to
 find its own few agent modules. On a node that only exports metrics and serves its logs,
 most of that is dead weight, paid once per node. The small profile starts its agents
 through this module instead (worker_node.slim_agents rewrites the raylet's
@@ -25,9 +25,11 @@ CLASS = re.compile(r"^class (\w+)\(", re.MULTILINE)
 
 
 def module_files(classes: list[str]) -> list[str]:
-    """The dotted names of the files under ray.dashboard.modules that define `classes`
+    """The dotted names of the files under Ray's dashboard modules package that define `classes`
     (found by reading the source, without importing anything)."""
-    import ray.dashboard.modules as package
+    from servelab.cluster._ray import dashboard_modules_package
+
+    package = dashboard_modules_package()
 
     root = package.__path__[0]
     found: dict[str, str] = {}
@@ -46,8 +48,9 @@ def module_files(classes: list[str]) -> list[str]:
 
 
 def _only(classes: list[str]) -> None:
-    import ray.dashboard.utils as dashboard_utils
+    from servelab.cluster._ray import dashboard_utils
 
+    utils = dashboard_utils()
     files = module_files(classes)
 
     def get_all_modules(module_type):
@@ -56,7 +59,7 @@ def _only(classes: list[str]) -> None:
         return [m for m in module_type.__subclasses__()
                 if m.__name__ in classes and getattr(m, "__ray_dashboard_module_enable__", True)]
 
-    dashboard_utils.get_all_modules = get_all_modules
+    utils.get_all_modules = get_all_modules
 
 
 RUN = "--servelab-run="  # agent.py (default) or dashboard.py: which of Ray's dashboard programs
@@ -68,9 +71,9 @@ def main() -> None:
         raise SystemExit(f"usage: python -m servelab.cluster._slim_agent {FLAG}A,B,... [{RUN}dashboard.py] <arguments>")
     _only(wanted[-1][len(FLAG):].split(","))
     program = next((a[len(RUN):] for a in sys.argv[1:] if a.startswith(RUN)), "agent.py")
-    import ray.dashboard
+    from servelab.cluster._ray import dashboard_dir
 
-    path = os.path.join(os.path.dirname(ray.dashboard.__file__), program)
+    path = os.path.join(dashboard_dir(), program)
     sys.argv = [path] + [a for a in sys.argv[1:] if not a.startswith((FLAG, RUN))]
     runpy.run_path(path, run_name="__main__")
 

@@ -32,7 +32,7 @@ import sys
 import threading
 
 NOT_SERVED = -1
-OK, FAILED = 0, 1  # ray.core.generated.runtime_env_agent_pb2.AgentRpcStatus
+OK, FAILED = 0, 1  # AgentRpcStatus in Ray's runtime_env_agent.proto
 BUILT = {"env_vars", "config"}  # config: setup timeouts and the like, nothing to build
 REFUSAL = ("servelab's small profile runs no runtime-env agent, so runtime_env field(s) {fields} can't be "
            "built on this node (only env_vars can). Ship the code in the image (the course does), or start "
@@ -50,7 +50,7 @@ def options(argv: list) -> dict:
 
 
 def persist_port(session_dir: str, node_id: str, name: str, port: int) -> None:
-    """What ray._raylet.persist_port writes: the raylet waits for these files."""
+    """What Ray's agents write through the raylet extension's persist_port: the raylet waits for these files."""
     path = os.path.join(session_dir, f"{name}_{node_id}")
     with open(path + ".tmp", "w") as f:
         f.write(str(port))

@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before Ray reads it at import
-    from ray._private.parameter import RayParams
+    from servelab.cluster import _ray
+
+    RayParams = _ray.ray_params_class()
 
     ports = json.loads(args.ports)
     # Ray names a node's sockets plasma_store.N / raylet.N in the session folder, picking
@@ -83,11 +85,11 @@ def agent_commands(modules: tuple[str, ...] | None, standins: bool, head: bool) 
     servelab.cluster._slim_agent, loading only the agent module classes `modules`. With `standins`,
     servelab/cluster/_standin_agents.py instead of the runtime-env agent, and of the dashboard agent
     on a worker node (the head's exports the Serve proxy's metrics)."""
-    from ray._private import ray_constants, services
+    from servelab.cluster import _ray
 
-    ray_py = {"--dashboard_agent_command=": os.path.join(services.RAY_PATH, "dashboard", "agent.py"),
-              "--runtime_env_agent_command=": os.path.join(services.RAY_PATH, "_private", "runtime_env",
-                                                            "agent", "main.py")}
+    ray_constants, services, scripts = _ray.ray_constants(), _ray.services(), _ray.agent_scripts()
+    ray_py = {"--dashboard_agent_command=": scripts["dashboard_agent"],
+              "--runtime_env_agent_command=": scripts["runtime_env_agent"]}
     standin = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_standin_agents.py")
     instead = {}
     if modules:
@@ -130,15 +132,15 @@ def run_node(params, head: bool) -> int:
     """Start a Ray node from this process and block like `ray start --block`: until
     SIGTERM (stop the children) or a child dies (stop the rest). The waiting is done by
     _node_supervisor.py, which this process execs into, unless SERVELAB_LIGHT_LAUNCHER=0."""
-    import ray._private.node
-
+    from servelab.cluster import _ray
     from servelab.cluster._profiles import choose
 
+    Node = _ray.node_class()
     profile = choose()  # the one the cluster's environment names
     agent_commands(profile.agent_modules, profile.standin_agents, head)
     # shutdown_at_exit: Ray's SIGTERM handler (drain, stop children) until the exec below.
     try:
-        node = ray._private.node.Node(params, head=head, shutdown_at_exit=True, spawn_reaper=True)
+        node = Node(params, head=head, shutdown_at_exit=True, spawn_reaper=True)
     except BaseException:
         # A node that failed to start (e.g. its raylet did not register in time) has
         # already started some processes: they must not outlive it.

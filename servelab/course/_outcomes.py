@@ -9,7 +9,6 @@ exist or a copy is stale.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import nbformat
 

@@ -23,7 +23,8 @@ import re
 from dataclasses import dataclass
 
 from servelab.manifests._findings import Finding
-from servelab.manifests.serve_lint import IMPORT_PATH, check as lint
+from servelab.manifests.serve_lint import IMPORT_PATH
+from servelab.manifests.serve_lint import check as lint
 
 GB = 1 << 30
 PEAK_RPS = 12.0
@@ -254,7 +255,7 @@ def _generator(shape: Shape, stage: Stage) -> list[Finding]:
     if shape.max_ongoing < max(target, stage.batch):
         out.append(Finding("error", f"{shape.path}.max_ongoing_requests",
                            f"a replica accepts {shape.max_ongoing} requests at once: fewer than its target "
-                           f"or a batch of {stage.batch}", f"set max_ongoing_requests above the target"))
+                           f"or a batch of {stage.batch}", "set max_ongoing_requests above the target"))
     return out
 
 

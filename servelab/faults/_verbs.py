@@ -25,16 +25,23 @@ from pathlib import Path
 
 import yaml
 
+from servelab.clients._serve import ServeAPI, ServeAPIError, replicas_in
+from servelab.clients._state import HEAD_GROUP, StateAPI, node_group
+from servelab.errors import ServelabError
 from servelab.faults import _flags as fault_flags
-from servelab.clients._serve import ServeAPI, ServeAPIError
 
 VERBS = ("kill-replica", "hang-replica", "fail-health", "lose-state", "kill-node", "bad-rollout",
          "kill-controller", "kill-proxy", "kill-head")
-HEAD_GROUP = "head"
 
 
-class FaultError(RuntimeError):
-    """A fault could not be injected (nothing to hit, not on this target, not ours)."""
+class FaultError(ServelabError, RuntimeError):
+    """A fault could not be injected (nothing to hit, not on this target, not ours).
+
+    `.layer` is "Serve" (replicas, the controller and proxy, the config) unless the
+    raise names another: Ray's nodes and processes, KubeRay's objects, Kubernetes pods.
+    """
+
+    layer = "Serve"
 
 
 @dataclass
@@ -67,8 +74,8 @@ class Faults:
     def serve_api(self) -> ServeAPI:
         raise NotImplementedError
 
-    def _get(self, path: str) -> dict:
-        """GET a dashboard path (State API) as JSON."""
+    @property
+    def state_api(self) -> StateAPI:
         raise NotImplementedError
 
     def _signal(self, where: dict, pid: int, sig: signal.Signals) -> None:
@@ -94,28 +101,16 @@ class Faults:
     # shared views
     def _nodes(self) -> dict[str, dict]:
         """ALIVE Ray nodes by id, each with its group ('head' for the head node)."""
-        rows = self._get("/api/v0/nodes?limit=1000&detail=true")["data"]["result"]["result"]
-        nodes = {}
-        for n in rows:
-            if n.get("state") != "ALIVE":
-                continue
-            labels = n.get("labels") or {}
-            group = labels.get("servelab.io/group") or labels.get("ray.io/node-group") \
-                or (HEAD_GROUP if n.get("is_head_node") else "?")
-            nodes[n["node_id"]] = {"node_id": n["node_id"], "node_ip": n.get("node_ip"),
-                                   "group": HEAD_GROUP if n.get("is_head_node") else group,
-                                   "resources": n.get("resources_total") or {}}
-        return nodes
+        return {n["node_id"]: {"node_id": n["node_id"], "node_ip": n.get("node_ip"), "group": node_group(n),
+                               "resources": n.get("resources_total") or {}}
+                for n in self.state_api.nodes()}
 
     def _actors(self, class_name: str) -> list[dict]:
-        path = (f"/api/v0/actors?limit=1000&detail=true&filter_keys=class_name"
-                f"&filter_predicates=%3D&filter_values={class_name}")
-        rows = self._get(path)["data"]["result"]["result"]
-        return [a for a in rows if a.get("state") == "ALIVE" and a.get("pid")]
+        return self.state_api.actors(class_name)
 
     def _replicas(self, app: str, deployment: str) -> list[dict]:
-        reps = self.serve_api.deployment(app, deployment).get("replicas") or []
-        return sorted((r for r in reps if r.get("state") == "RUNNING" and r.get("pid")),
+        reps = replicas_in(self.serve_api.deployment(app, deployment))
+        return sorted((r for r in reps if r.get("pid")),
                       key=lambda r: r.get("replica_id", ""))
 
     def _pick_replicas(self, app: str, deployment: str, count: int, replica_id: str | None = None) -> list[dict]:
@@ -185,7 +180,8 @@ class Faults:
             raise FaultError("kill-node takes a worker group; the head is `kill-head` (Kubernetes only)")
         if not candidates:
             groups = sorted({n["group"] for n in nodes.values()} - {HEAD_GROUP})
-            raise FaultError(f"no ALIVE node in group {group!r} (groups with nodes: {', '.join(groups) or 'none'})")
+            raise FaultError(f"no ALIVE node in group {group!r} (groups with nodes: {', '.join(groups) or 'none'})",
+                             layer="Ray runtime")
         # The node with the most replicas on it: a fault on an idle node teaches little.
         on = self._replicas_by_node()
         node = max(candidates, key=lambda n: len(on.get(n["node_id"], [])))
@@ -200,10 +196,9 @@ class Faults:
         out: dict[str, list[dict]] = {}
         for app_name, app in self.serve_api.applications().items():
             for dep_name, dep in (app.get("deployments") or {}).items():
-                for r in dep.get("replicas") or []:
-                    if r.get("state") == "RUNNING":
-                        out.setdefault(r.get("node_id"), []).append(
-                            {"app": app_name, "deployment": dep_name, "replica_id": r["replica_id"]})
+                for r in replicas_in(dep):
+                    out.setdefault(r.get("node_id"), []).append(
+                        {"app": app_name, "deployment": dep_name, "replica_id": r["replica_id"]})
         return out
 
     def bad_rollout(self, path: str | Path, *, show: bool = True) -> Fault:
@@ -287,7 +282,7 @@ class Faults:
 
     def _deployment_back(self, app: str, deployment: str, gone: set, want: int | None) -> tuple[bool, str]:
         dep = self.serve_api.deployment(app, deployment)
-        running = {r["replica_id"] for r in dep.get("replicas") or [] if r.get("state") == "RUNNING"}
+        running = {r["replica_id"] for r in replicas_in(dep)}
         target = dep.get("target_num_replicas") or want or 1
         if running & gone:
             return False, f"{deployment}: the faulty replica is still RUNNING"
@@ -348,16 +343,16 @@ class LocalFaults(Faults):
     def serve_api(self) -> ServeAPI:
         return self.cluster.serve_api
 
-    def _get(self, path: str) -> dict:
-        r = self.cluster._dashboard_get(path)
-        r.raise_for_status()
-        return r.json()
+    @property
+    def state_api(self) -> StateAPI:
+        return self.cluster.state_api
 
     def _ours(self, pid: int):
         for proc in self.cluster.processes():
             if proc.pid == pid:
                 return proc
-        raise FaultError(f"pid {pid} is not a process of cluster {self.cluster.name!r}; not touching it")
+        raise FaultError(f"pid {pid} is not a process of cluster {self.cluster.name!r}; not touching it",
+                         layer="Ray runtime")
 
     def _signal(self, where: dict, pid: int, sig: signal.Signals) -> None:
         self._ours(pid).send_signal(sig)
@@ -402,7 +397,8 @@ class LocalFaults(Faults):
                 sid = _sid(proc.pid)
                 if sid is not None and sid != head_sid:
                     return sid
-        raise FaultError(f"no process of cluster {self.cluster.name!r} runs node {_short(node['node_id'])}")
+        raise FaultError(f"no process of cluster {self.cluster.name!r} runs node {_short(node['node_id'])}",
+                         layer="Ray runtime")
 
     def _current_serve_config(self) -> dict:
         details = self.serve_api.details()
@@ -430,7 +426,8 @@ def _has_autoscaler(cluster) -> bool:
 
 
 # -- the Kubernetes target --------------------------------------------------------------
-CLUSTER_LABEL, GROUP_LABEL, NODE_TYPE_LABEL = "ray.io/cluster", "ray.io/group", "ray.io/node-type"
+# The labels KubeRay puts on its pods (ray-operator/controllers/ray/utils/constant.go).
+CLUSTER_LABEL, POD_GROUP_LABEL, NODE_TYPE_LABEL = "ray.io/cluster", "ray.io/group", "ray.io/node-type"
 
 
 def exec_command(action: str, pid: int | None = None, flag: str | None = None) -> list[str]:
@@ -461,13 +458,9 @@ class KubernetesFaults(Faults):
     def serve_api(self) -> ServeAPI:
         return ServeAPI(self.dashboard_url, token=self.token)
 
-    def _get(self, path: str) -> dict:
-        import requests
-
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        r = requests.get(self.dashboard_url + path, headers=headers, timeout=10)
-        r.raise_for_status()
-        return r.json()
+    @property
+    def state_api(self) -> StateAPI:
+        return StateAPI(self.dashboard_url, token=self.token)
 
     @property
     def _core(self):
@@ -481,7 +474,7 @@ class KubernetesFaults(Faults):
         obj = self.k8s.get(self.name, "RayService", self.namespace) or {}
         active = ((obj.get("status") or {}).get("activeServiceStatus") or {}).get("rayClusterName")
         if not active:
-            raise FaultError(f"RayService {self.name} has no active RayCluster yet")
+            raise FaultError(f"RayService {self.name} has no active RayCluster yet", layer="KubeRay")
         return active
 
     def pods(self, **labels) -> list:
@@ -492,7 +485,7 @@ class KubernetesFaults(Faults):
         for pod in self.pods():
             if pod.status and pod.status.pod_ip == where.get("node_ip"):
                 return pod
-        raise FaultError(f"no pod of {self.target} has IP {where.get('node_ip')}")
+        raise FaultError(f"no pod of {self.target} has IP {where.get('node_ip')}", layer="Kubernetes")
 
     def _exec(self, pod, command: list[str]) -> str:
         from kubernetes.stream import stream
@@ -522,8 +515,8 @@ class KubernetesFaults(Faults):
             labels = by_ip.get(n["node_ip"]) or {}
             if labels.get(NODE_TYPE_LABEL) == "head":
                 n["group"] = HEAD_GROUP
-            elif labels.get(GROUP_LABEL):
-                n["group"] = labels[GROUP_LABEL]
+            elif labels.get(POD_GROUP_LABEL):
+                n["group"] = labels[POD_GROUP_LABEL]
         return nodes
 
     def kill_head(self, *, show: bool = True) -> Fault:
@@ -532,7 +525,7 @@ class KubernetesFaults(Faults):
         replicas keep serving and the new head picks the state up from Redis."""
         heads = self.pods(**{NODE_TYPE_LABEL: "head"})
         if not heads:
-            raise FaultError(f"no head pod for {self.target}")
+            raise FaultError(f"no head pod for {self.target}", layer="Kubernetes")
         self._delete_pod(heads[0])
         return self._record("kill-head", [{"what": f"head pod {heads[0].metadata.name}",
                                            "pod": heads[0].metadata.name}], show)
@@ -540,7 +533,7 @@ class KubernetesFaults(Faults):
     def _current_serve_config(self) -> dict:
         obj = self.k8s.get(self.name, "RayService", self.namespace)
         if obj is None or self.kind != "RayService":
-            raise FaultError("bad-rollout needs a RayService (its serveConfigV2)")
+            raise FaultError("bad-rollout needs a RayService (its serveConfigV2)", layer="KubeRay")
         return yaml.safe_load(obj["spec"]["serveConfigV2"])
 
     def _roll_out(self, serve_config: dict) -> None:

@@ -27,8 +27,16 @@ from urllib.parse import urlsplit
 
 import requests
 
+from servelab.errors import ServelabError
+
 MAX_COUNT = 100_000
 MAX_DURATION_S = 600.0
+
+
+class LoadError(ServelabError, ValueError):
+    """The load asked for is not one this generator sends (not loopback, out of bounds)."""
+
+    layer = "Serve"
 
 Payload = Union[dict, list, str, bytes, None]
 
@@ -142,8 +150,8 @@ def check_loopback(url: str) -> None:
             return
     except ValueError:
         pass
-    raise ValueError(f"load is only sent to this machine (127.0.0.1 or localhost), not to {host!r}: "
-                     "reach a remote cluster through `servelab k8s port-forward`")
+    raise LoadError(f"load is only sent to this machine (127.0.0.1 or localhost), not to {host!r}: "
+                    "reach a remote cluster through `servelab k8s port-forward`")
 
 
 def run(url: str, payload: Payload | Callable[[int], Payload] = None, *,
@@ -161,15 +169,15 @@ def run(url: str, payload: Payload | Callable[[int], Payload] = None, *,
     """
     check_loopback(url)
     if not 1 <= count <= MAX_COUNT:
-        raise ValueError(f"count must be between 1 and {MAX_COUNT}, got {count}")
+        raise LoadError(f"count must be between 1 and {MAX_COUNT}, got {count}")
     if not 0 < duration_s <= MAX_DURATION_S:
-        raise ValueError(f"duration_s must be in (0, {MAX_DURATION_S:g}], got {duration_s}")
+        raise LoadError(f"duration_s must be in (0, {MAX_DURATION_S:g}], got {duration_s}")
     if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        raise LoadError(f"concurrency must be at least 1, got {concurrency}")
     if rate is not None and rate <= 0:
-        raise ValueError(f"rate must be positive, got {rate}")
+        raise LoadError(f"rate must be positive, got {rate}")
     if not 0 <= retries <= 5:
-        raise ValueError(f"retries must be between 0 and 5, got {retries}")
+        raise LoadError(f"retries must be between 0 and 5, got {retries}")
 
     make = payload if callable(payload) else (lambda i: payload)
     samples: list[Sample] = []

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from servelab.clients._serve import count_running
 from servelab.faults import load
 from servelab.faults._verbs import Fault, Faults
 
@@ -91,8 +92,7 @@ def _sample(faults: Faults, watched: list[tuple[str, str]], t: float) -> dict | 
         return None
     row = {"t": round(t, 2)}
     for app, dep in watched:
-        reps = ((apps.get(app) or {}).get("deployments") or {}).get(dep, {}).get("replicas") or []
-        row[dep] = sum(r.get("state") == "RUNNING" for r in reps)
+        row[dep] = count_running(((apps.get(app) or {}).get("deployments") or {}).get(dep, {}))
     return row
 
 

@@ -32,12 +32,13 @@ from pathlib import Path
 
 import psutil
 
-from servelab.grading import _crosscheck as crosscheck
 from servelab.cluster import _processes as processes
-from servelab.grading import _sandbox as sandbox
-from servelab.course.layout import layout
-from servelab.grading._labs import nbgrader, venv_env
 from servelab.cluster._ports import free_port
+from servelab.course.layout import layout
+from servelab.errors import ServelabError
+from servelab.grading import _crosscheck as crosscheck
+from servelab.grading import _sandbox as sandbox
+from servelab.grading._labs import nbgrader, venv_env
 
 DEFAULT_LIMIT_S = 30 * 60
 TIMED_OUT = "stopped"
@@ -62,8 +63,10 @@ class Graded:
                 "error": self.error, "skipped": self.skipped}
 
 
-class GradingError(Exception):
+class GradingError(ServelabError):
     """The course folder itself is unusable (not one student's problem)."""
+
+    layer = "application code"  # the course's own files and tools, not the serving stack
 
 
 def submissions(course: Path, lab: str) -> list[str]:

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from servelab.course.layout import layout
+from servelab.errors import ServelabError
 
 
 def lab_names(grading: Path | None = None) -> list[str]:
@@ -65,7 +66,7 @@ def scratch_course(grading: Path | None = None) -> Path:
 def _release(course: Path, lab: str) -> Path:
     done = nbgrader(["generate_assignment", lab, "--force"], cwd=course, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"nbgrader generate_assignment {lab} failed:\n{done.stdout}\n{done.stderr}")
+        raise ServelabError(f"nbgrader generate_assignment {lab} failed:\n{done.stdout}\n{done.stderr}")
     return course / "release" / lab
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 
 from servelab.course.layout import layout
+from servelab.errors import LAYERS, ServelabError
 from servelab.grading._labs import graded_cells
 
 SKIP_ENV = "SERVELAB_NO_SELF_CHECK"
@@ -52,9 +53,18 @@ def test_cells(lab: str, notebook: Path | None = None) -> list[tuple[str, float,
     return graded_cells(notebook or layout().labs / lab / f"{lab}.ipynb")
 
 
-def classify(ename: str, message: str) -> tuple[str, str]:
-    """(layer, message without its layer tag) for an error raised by a test cell."""
+def classify(ename: str, message: str, layer: str | None = None) -> tuple[str, str]:
+    """(layer, message without its layer tag) for an error raised by a test cell.
+
+    `layer` is the exception's own `.layer`, when the exception itself is at hand (a
+    ServelabError raised in this kernel: `run`). An error that comes back only as text
+    (ename and evalue of a notebook run in another kernel: `check_notebook`), or that
+    carries no layer (an AssertionError from `checks`), is read by the "[layer] " tag its
+    message starts with, then by its name.
+    """
     tagged = TAG.match(message)
+    if layer in LAYERS:
+        return layer, message[tagged.end():] if tagged else message
     if tagged:
         return tagged.group(1), message[tagged.end():]
     if ename in ("NameError", "NotImplementedError"):
@@ -91,7 +101,8 @@ def run(lab: str, namespace: dict | None = None, notebook: Path | None = None,
         try:
             exec(compile(source, f"<{grade_id}>", "exec"), namespace)
         except Exception as exc:  # a failing test is a report, never a crash of the check
-            layer, message = classify(type(exc).__name__, str(exc))
+            layer, message = classify(type(exc).__name__, str(exc),
+                                      exc.layer if isinstance(exc, ServelabError) else None)
             outcomes.append(Outcome(grade_id, points, _what(source), False, layer, message))
         else:
             outcomes.append(Outcome(grade_id, points, _what(source), True))
@@ -127,11 +138,17 @@ def report(outcomes: list[Outcome]) -> str:
 def check_notebook(lab: str, notebook: Path, timeout_s: float = 600) -> list[Outcome]:
     """Run a learner's notebook top to bottom in a fresh kernel and read its test cells."""
     from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
 
     nb = nbformat.read(notebook, as_version=4)
-    NotebookClient(nb, timeout=timeout_s, allow_errors=True, kernel_name="python3",
-                   resources={"metadata": {"path": str(notebook.parent)}},
-                   ).execute(env={**os.environ, SKIP_ENV: "1"})  # no self-check inside the check
+    try:
+        NotebookClient(nb, timeout=timeout_s, allow_errors=True, kernel_name="python3",
+                       resources={"metadata": {"path": str(notebook.parent)}},
+                       ).execute(env={**os.environ, SKIP_ENV: "1"})  # no self-check inside the check
+    except DeadKernelError as exc:
+        raise ServelabError(f"the notebook's kernel died while it ran: {exc}",
+                            hint="a cell ran out of memory or ended the process; run the notebook "
+                                 "in Jupyter to see which cell") from None
     outcomes = by_hand(notebook)
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from servelab.manifests import placement
-from servelab.manifests import serve_lint
+from servelab.manifests import placement, serve_lint
 from servelab.manifests._findings import Finding
 
 RAY_KINDS = ("RayCluster", "RayService", "RayJob")
@@ -120,7 +119,8 @@ def _group(group: dict, path: str, worker: bool) -> list[Finding]:
                 out.append(Finding("error", f"{path}.{key}", f"{value!r} is not a non-negative integer", "use a whole number"))
         lo, hi, n = counts["minReplicas"], counts["maxReplicas"], counts["replicas"]
         if _is_int(lo) and _is_int(hi) and lo > hi:
-            out.append(Finding("error", f"{path}.minReplicas", f"minReplicas {lo} > maxReplicas {hi}", "make minReplicas <= maxReplicas"))
+            out.append(Finding("error", f"{path}.minReplicas", f"minReplicas {lo} > maxReplicas {hi}",
+                               "make minReplicas <= maxReplicas"))
         elif _is_int(n) and ((_is_int(lo) and n < lo) or (_is_int(hi) and n > hi)):
             out.append(Finding("warning", f"{path}.replicas", f"replicas {n} is outside [{lo}, {hi}]",
                                "KubeRay clamps it to the bounds; write a value inside them"))
@@ -151,7 +151,8 @@ def _cluster(spec: dict, path: str) -> list[Finding]:
         names.setdefault(name, i)
     auto = spec.get("enableInTreeAutoscaling")
     if auto is not None and not isinstance(auto, bool):
-        out.append(Finding("error", f"{path}.enableInTreeAutoscaling", f"{auto!r} is not true or false", "write true or false, unquoted"))
+        out.append(Finding("error", f"{path}.enableInTreeAutoscaling", f"{auto!r} is not true or false",
+                           "write true or false, unquoted"))
     if head.get("serviceType") in ("LoadBalancer", "NodePort"):
         out.append(Finding("warning", f"{path}.headGroupSpec.serviceType",
                            f"{head['serviceType']} exposes the dashboard (which can run any code) beyond the cluster",
@@ -167,7 +168,8 @@ def _versions(spec: dict, path: str) -> list[Finding]:
         out.append(Finding("error", f"{path}.rayVersion", f"{version!r} is not a string", f'quote it: rayVersion: "{version}"'))
         version = str(version)
     groups = [(f"{path}.headGroupSpec", spec.get("headGroupSpec") or {})]
-    groups += [(f"{path}.workerGroupSpecs[{i}]", g) for i, g in enumerate(spec.get("workerGroupSpecs") or []) if isinstance(g, dict)]
+    groups += [(f"{path}.workerGroupSpecs[{i}]", g)
+               for i, g in enumerate(spec.get("workerGroupSpecs") or []) if isinstance(g, dict)]
     for gpath, group in groups:
         for i, c in enumerate(((group.get("template") or {}).get("spec") or {}).get("containers") or []):
             match = IMAGE.match(str((c or {}).get("image", "")))

@@ -26,8 +26,13 @@ IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*[:.][A-Za-z_]\w*$")
 
 def _models():
     from ray.serve.config import AutoscalingConfig
-    from ray.serve.schema import (DeploymentSchema, HTTPOptionsSchema, RayActorOptionsSchema,
-                                  ServeApplicationSchema, ServeDeploySchema)
+    from ray.serve.schema import (
+        DeploymentSchema,
+        HTTPOptionsSchema,
+        RayActorOptionsSchema,
+        ServeApplicationSchema,
+        ServeDeploySchema,
+    )
 
     return {
         "config": ServeDeploySchema, "application": ServeApplicationSchema,
@@ -164,7 +169,8 @@ def _semantics(config: dict, path: str) -> list[Finding]:
         imp = app.get("import_path")
         if isinstance(imp, str) and not IMPORT_PATH.match(imp):
             out.append(Finding("error", f"{app_path}.import_path",
-                               f"'{imp}' is not an import path", "write it as package.module:app (a Python module path, not a file path)"))
+                               f"'{imp}' is not an import path",
+                               "write it as package.module:app (a Python module path, not a file path)"))
         for j, dep in enumerate(app.get("deployments") or []):
             if isinstance(dep, dict):
                 out += _autoscaling(dep, f"{app_path}.deployments[{j}]")

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Callable, TypeVar
 
-from servelab.errors import LAYERS, Stuck  # noqa: F401  (re-exported: labs import them from here)
+from servelab.errors import LAYERS, Failed, Stuck  # noqa: F401  (re-exported: labs import them from here)
 
 T = TypeVar("T")
 
@@ -108,7 +108,7 @@ def wait_for(
     elapsed seconds elsewhere).
 
     check may raise; the last exception is quoted if the deadline passes.
-    A Stuck raised by check is final and ends the wait at once.
+    A Stuck or a Failed raised by check is final and ends the wait at once.
     """
     start = time.monotonic()
     last_error: Exception | None = None
@@ -120,7 +120,7 @@ def wait_for(
                 if shown:
                     shown.finish(time.monotonic() - start, ok=True)
                 return result
-        except Stuck:
+        except (Stuck, Failed):
             if shown:
                 shown.finish(time.monotonic() - start, ok=False)
             raise

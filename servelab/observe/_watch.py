@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 
-from servelab.clients._serve import ServeAPI
+from servelab.clients._serve import ServeAPI, count_running
 from servelab.observe._waiting import progress
 
 
@@ -28,8 +28,7 @@ class ReplicaWatcher:
     def running(self) -> dict[str, int]:
         """RUNNING replicas per watched deployment, now."""
         deps = self.api.application(self.app)["deployments"]
-        return {d: sum(r.get("state") == "RUNNING" for r in deps.get(d, {}).get("replicas", []))
-                for d in self.deployments}
+        return {d: count_running(deps.get(d, {})) for d in self.deployments}
 
     def _loop(self) -> None:
         while not self._stop.is_set():

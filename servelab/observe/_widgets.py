@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import ipywidgets
 
 from servelab.clients import metrics as prom
-from servelab.targets._local import GROUP_LABEL
+from servelab.clients._serve import running_by_group
+from servelab.clients._state import node_group
 
 STATES = ("RUNNING", "STARTING", "UPDATING", "RECOVERING", "STOPPING")
 COLORS = {"RUNNING": "#1a7f37", "HEALTHY": "#1a7f37", "DEPLOYING": "#9a6700", "UPDATING": "#9a6700",
@@ -58,7 +59,7 @@ def _groups(nodes: list[dict]) -> tuple[dict[str, str], dict]:
     """node id -> group name, and per group its node count and GPUs (the head is its own group)."""
     where, groups = {}, {}
     for n in nodes:
-        name = "head" if n.get("is_head_node") else (n.get("labels") or {}).get(GROUP_LABEL, "worker")
+        name = node_group(n)
         where[n["node_id"]] = name
         g = groups.setdefault(name, {"nodes": 0, "gpus": 0.0})
         g["nodes"] += 1
@@ -75,8 +76,7 @@ def _apps(applications: dict, where: dict[str, str]) -> dict:
             deps[dep_name] = {
                 "status": dep.get("status", "?"),
                 "states": dict(Counter(r.get("state", "?") for r in replicas)),
-                "groups": dict(Counter(where.get(r.get("node_id"), "?") for r in replicas
-                                       if r.get("state") == "RUNNING")),
+                "groups": running_by_group(dep, where),
             }
         out[app_name] = {"status": app.get("status", "?"), "message": app.get("message", ""),
                          "deployments": deps}

@@ -11,6 +11,8 @@
 Objects go through the `kubernetes` client's CustomObjectsApi (there is no
 KubeRay Python client for RayService). Status comes from the object's own
 status, translated into the vocabulary both targets share (vocabulary.py).
+KubernetesTarget implements the `Target` interface (_base.py) the local target shares;
+its methods also take `kind` and `namespace` for one call.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ import shlex
 import shutil
 import socket
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from servelab.cluster._ports import LOOPBACK, free_port
-from servelab.observe._waiting import Stuck, wait_for
+from servelab.cluster._processes import stop_child
+from servelab.observe._waiting import Failed, Stuck, wait_for
+from servelab.targets._base import Target
 from servelab.targets._manifest import ManifestError, read_manifest
 from servelab.targets._vocabulary import condition, diagnose_applications, is_ready, ready_condition
 
@@ -56,15 +61,15 @@ def install_operator(version: str = KUBERAY_VERSION, namespace: str = OPERATOR_N
                      api_client=None, timeout: float = 300, show: bool = True) -> None:
     """Install (or upgrade) the KubeRay operator with helm, then check it is really there."""
     if shutil.which("helm") is None:
-        raise Stuck("Kubernetes", "helm is not installed; see https://helm.sh/docs/intro/install/ "
-                                  "(or run the printed commands on a machine that has it)")
+        raise Failed("Kubernetes", "helm is not installed; see https://helm.sh/docs/intro/install/ "
+                                   "(or run the printed commands on a machine that has it)")
     for cmd in helm_commands(version, namespace):
         if show:
             print("$ " + shlex.join(cmd), flush=True)
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0:
             tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-10:])
-            raise Stuck("KubeRay", f"`{shlex.join(cmd)}` failed (exit {done.returncode}):\n{tail}")
+            raise Failed("KubeRay", f"`{shlex.join(cmd)}` failed (exit {done.returncode}):\n{tail}")
     check_operator(namespace, api_client=api_client, timeout=timeout, show=show)
 
 
@@ -112,8 +117,8 @@ def _default_client():
         try:
             config.load_incluster_config()
         except Exception:
-            raise Stuck("Kubernetes", f"no Kubernetes cluster configured ({kubeconfig_error}); "
-                                      "create one (e.g. `kind create cluster`) or set KUBECONFIG") from None
+            raise Failed("Kubernetes", f"no Kubernetes cluster configured ({kubeconfig_error}); "
+                                       "create one (e.g. `kind create cluster`) or set KUBECONFIG") from None
         return client.ApiClient()
 
 
@@ -186,12 +191,29 @@ def _cluster_report(name: str, status: dict) -> dict:
 
 
 # -- the target ------------------------------------------------------------------
-class KubernetesTarget:
-    """RayCluster and RayService objects on a real cluster, through the Kubernetes API."""
+class KubernetesTarget(Target):
+    """RayCluster and RayService objects on a real cluster, through the Kubernetes API.
 
-    def __init__(self, namespace: str | None = None, api_client=None):
+    Behind the `Target` interface a name means an object of `kind` (RayService unless
+    told) in `namespace`; the handle `up` returns carries its own kind and namespace.
+    """
+
+    options = ("namespace", "kind", "api_client")
+
+    def __init__(self, namespace: str | None = None, api_client=None, *, kind: str = "RayService"):
         self.namespace = namespace
+        self.kind = kind
         self._api_client = api_client
+        self._forwards: dict[tuple[str, str, str], PortForward] = {}
+
+    def __repr__(self) -> str:
+        return f"KubernetesTarget(namespace={self.namespace!r}, kind={self.kind!r})"
+
+    def _ref(self, ref, kind: str | None, namespace: str | None) -> tuple[str, str, str | None]:
+        """(name, kind, namespace) for a name or the handle `up` returned; None: the target's namespace."""
+        if isinstance(ref, Mapping):
+            kind, namespace = kind or ref.get("kind"), namespace or ref.get("namespace")
+        return self.name_of(ref), kind or self.kind, namespace
 
     @property
     def api_client(self):
@@ -208,9 +230,10 @@ class KubernetesTarget:
     def _namespace(self, doc: dict | None = None) -> str:
         return ((doc or {}).get("metadata") or {}).get("namespace") or self.namespace or "default"
 
-    def get(self, name: str, kind: str = "RayService", namespace: str | None = None) -> dict | None:
+    def get(self, name: str, kind: str | None = None, namespace: str | None = None) -> dict | None:
         from kubernetes.client.exceptions import ApiException
 
+        name, kind, namespace = self._ref(name, kind, namespace)
         try:
             return self._custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace or self._namespace(), PLURALS[kind], name)
@@ -219,8 +242,9 @@ class KubernetesTarget:
                 return None
             raise _api_error(exc, kind) from None
 
-    def up(self, path: str | Path, *, show: bool = True) -> dict:
-        """Create or replace the manifest's RayCluster/RayService (validated first)."""
+    def up(self, path: str | Path, *, wait: bool = False, timeout: float = 600, show: bool = True) -> dict:
+        """Create or replace the manifest's RayCluster/RayService (validated first); with `wait`,
+        also wait (up to `timeout`) for its Ready condition."""
         from kubernetes.client.exceptions import ApiException
 
         doc = read_manifest(path)
@@ -242,18 +266,23 @@ class KubernetesTarget:
             raise _api_error(exc, kind) from None
         if show:
             print(f"{kind} {namespace}/{name}: {action}")
-        return {"kind": kind, "name": name, "namespace": namespace, "action": action}
+        result = {"kind": kind, "name": name, "namespace": namespace, "action": action}
+        if wait:
+            self.wait_ready(result, timeout=timeout, show=show)
+        return result
 
-    def status(self, name: str, kind: str = "RayService", namespace: str | None = None) -> dict:
+    def status(self, name: str, kind: str | None = None, namespace: str | None = None) -> dict:
+        name, kind, namespace = self._ref(name, kind, namespace)
         obj = self.get(name, kind, namespace)
         if obj is None:
             return {"name": name, "kind": kind, "layer": "KubeRay",
                     "conditions": [condition(False, "NotFound", f"no {kind} named {name!r}")]}
         return parse_status(obj)
 
-    def wait_ready(self, name: str, kind: str = "RayService", namespace: str | None = None, *,
+    def wait_ready(self, name: str, kind: str | None = None, namespace: str | None = None, *,
                    timeout: float = 600, show: bool = True, interval: float = 2) -> dict:
         """Wait for the Ready condition; on timeout, the error names the layer the status points at."""
+        name, kind, namespace = self._ref(name, kind, namespace)
         last: dict = {}
 
         def ready():
@@ -269,10 +298,11 @@ class KubernetesTarget:
             raise Stuck(layer, f"{kind} {name} not Ready after {timeout:.0f}s: {cond.get('reason')} "
                                f"{cond.get('message', '')}. {_HINTS[layer].format(name=name)}") from None
 
-    def down(self, name: str, kind: str = "RayService", namespace: str | None = None) -> bool:
+    def down(self, name: str, kind: str | None = None, namespace: str | None = None) -> bool:
         """Delete it; KubeRay removes the pods and services it made (foreground deletion)."""
         from kubernetes.client.exceptions import ApiException
 
+        name, kind, namespace = self._ref(name, kind, namespace)
         try:
             self._custom.delete_namespaced_custom_object(
                 GROUP, VERSION, namespace or self._namespace(), PLURALS[kind], name,
@@ -283,8 +313,35 @@ class KubernetesTarget:
             raise _api_error(exc, kind) from None
         return True
 
-    def port_forward(self, name: str, kind: str = "RayService", namespace: str | None = None) -> "PortForward":
-        return PortForward(name, kind, namespace or self._namespace())
+    def port_forward(self, name: str, kind: str | None = None, namespace: str | None = None) -> "PortForward":
+        name, kind, namespace = self._ref(name, kind, namespace)
+        forward = PortForward(name, kind, namespace or self._namespace())
+        self._forwards[(kind, forward.namespace, name)] = forward  # endpoints() reads it while it is open
+        return forward
+
+    def endpoints(self, name: str, kind: str | None = None, namespace: str | None = None) -> dict:
+        """The URLs of a port-forward this target opened (`port_forward`), else None and how to open one."""
+        name, kind, namespace = self._ref(name, kind, namespace)
+        namespace = namespace or self._namespace()
+        forward = self._forwards.get((kind, namespace, name))
+        if forward is not None and forward.open:
+            return {"serve": forward.serve_url, "dashboard": forward.dashboard_url, "hint": ""}
+        return {"serve": None, "dashboard": None,
+                "hint": f"Serve and the dashboard are reached through a port-forward: "
+                        f"`servelab k8s port-forward --kind {kind} --namespace {namespace} --name {name}`, "
+                        f"or `with target.port_forward({name!r}) as fwd:` in Python"}
+
+    def names(self, kind: str | None = None, namespace: str | None = None) -> list[str]:
+        """The objects of `kind` (the target's, unless told) in the namespace."""
+        from kubernetes.client.exceptions import ApiException
+
+        kind = kind or self.kind
+        try:
+            listed = self._custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace or self._namespace(), PLURALS[kind])
+        except ApiException as exc:
+            raise _api_error(exc, kind) from None
+        return [item["metadata"]["name"] for item in listed.get("items") or []]
 
 
 _HINTS = {
@@ -314,14 +371,14 @@ def _crd_missing(exc) -> bool:
 
 def _api_error(exc, kind: str) -> Exception:
     if _crd_missing(exc):
-        return Stuck("KubeRay", f"the {kind} CRD is not installed on this cluster; install the operator "
-                                f"(`servelab k8s install`, KubeRay {KUBERAY_VERSION})")
+        return Failed("KubeRay", f"the {kind} CRD is not installed on this cluster; install the operator "
+                                 f"(`servelab k8s install`, KubeRay {KUBERAY_VERSION})")
     if exc.status in (401, 403):
-        return Stuck("Kubernetes", f"the API server refused ({exc.status} {exc.reason}): "
-                                   "check your kubeconfig user's RBAC for ray.io objects")
+        return Failed("Kubernetes", f"the API server refused ({exc.status} {exc.reason}): "
+                                    "check your kubeconfig user's RBAC for ray.io objects")
     if exc.status == 422:  # the API server's schema validation; its message names the field
         return ManifestError(f"the API server rejected the {kind}: {_message(exc)}")
-    return Stuck("Kubernetes", f"Kubernetes API error {exc.status} {exc.reason}: {_message(exc)}")
+    return Failed("Kubernetes", f"Kubernetes API error {exc.status} {exc.reason}: {_message(exc)}")
 
 
 def _message(exc) -> str:
@@ -360,9 +417,15 @@ class PortForward:
     def dashboard_url(self) -> str:
         return f"http://{LOOPBACK}:{self.local_ports['dashboard']}"
 
+    @property
+    def open(self) -> bool:
+        """Both forwards started and still running."""
+        return (len(self._procs) == len(service_names(self.name, self.kind))
+                and all(proc.poll() is None for proc in self._procs))
+
     def start(self, timeout: float = 30, show: bool = True) -> "PortForward":
         if shutil.which("kubectl") is None:
-            raise Stuck("Kubernetes", "kubectl is not installed; see https://kubernetes.io/docs/tasks/tools/")
+            raise Failed("Kubernetes", "kubectl is not installed; see https://kubernetes.io/docs/tasks/tools/")
         try:
             for what, (service, remote) in service_names(self.name, self.kind).items():
                 local = free_port(set(self.local_ports.values()))
@@ -370,7 +433,7 @@ class PortForward:
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                 self._procs.append(proc)
                 self.local_ports[what] = local
-                wait_for(lambda: _accepts(local, proc), what=f"port-forward {service}:{remote} -> {local}",
+                wait_for(lambda local=local, proc=proc: _accepts(local, proc), what=f"port-forward {service}:{remote} -> {local}",
                          layer="Kubernetes", timeout=timeout, show=show,
                          hint=f"Does the Service exist? `kubectl -n {self.namespace} get svc {service}`")
         except BaseException:
@@ -380,13 +443,7 @@ class PortForward:
 
     def stop(self) -> None:
         for proc in self._procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_child(proc, timeout=5)
         self._procs = []
 
     def __enter__(self) -> "PortForward":
@@ -398,7 +455,7 @@ class PortForward:
 
 def _accepts(port: int, proc: subprocess.Popen) -> bool:
     if proc.poll() is not None:
-        raise Stuck("Kubernetes", f"kubectl port-forward exited: {proc.stderr.read().strip()}")
+        raise Failed("Kubernetes", f"kubectl port-forward exited: {proc.stderr.read().strip()}")
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex((LOOPBACK, port)) == 0

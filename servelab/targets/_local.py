@@ -7,27 +7,32 @@ Status is reported in RayService vocabulary, so the same checks read both target
 
 With `enableInTreeAutoscaling: true`, Ray's autoscaler runs over the worker
 groups (servelab.cluster._autoscaler); otherwise each group stays at `replicas`.
+
+The module functions (`up`, `status(cluster)`, `wait_ready(cluster)`, `down(name)`,
+`find(name)`) are what lessons and labs call; `LocalTarget` is the same target
+behind the `Target` interface the Kubernetes target shares.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 import json
+from collections import Counter
 from pathlib import Path
 
 import requests
 import yaml
 
-from servelab.manifests import placement
+from servelab.clients._serve import ServeAPIError, running_by_group
+from servelab.clients._state import GROUP_LABEL, node_group
 from servelab.cluster._localray import AUTOSCALER_CONFIG, PROXY_LOCATION, LocalRay, max_nodes
 from servelab.cluster._ports import LOOPBACK
-from servelab.clients._serve import ServeAPIError
-from servelab.observe._waiting import Stuck, wait_for
+from servelab.manifests import placement
+from servelab.observe._waiting import Failed, Stuck, wait_for
+from servelab.targets._base import Target
 from servelab.targets._manifest import ManifestError, read_manifest  # noqa: F401  (ManifestError is part of this API)
 from servelab.targets._vocabulary import condition, diagnose_applications, is_ready
 
-GROUP_LABEL = "servelab.io/group"
 MANIFEST_STATE = "manifest.json"
 
 
@@ -154,8 +159,7 @@ def _deploy(cluster: LocalRay, serve_config: dict, show: bool) -> None:
 def status(cluster: LocalRay) -> dict:
     """A RayService-shaped status: conditions, application and deployment statuses, placement."""
     try:
-        groups = {n["node_id"]: (n.get("labels") or {}).get(GROUP_LABEL, "head" if n.get("is_head_node") else "?")
-                  for n in cluster.nodes()}
+        groups = {n["node_id"]: node_group(n) for n in cluster.nodes()}
         apps = cluster.serve_api.applications()
     except (ServeAPIError, requests.RequestException) as exc:
         return {"name": cluster.name, "conditions": [condition(False, "ServeUnreachable", str(exc))],
@@ -165,12 +169,7 @@ def status(cluster: LocalRay) -> dict:
         deps = {}
         for dep_name, dep in (app.get("deployments") or {}).items():
             deps[dep_name] = {"status": dep.get("status"), "message": dep.get("message", "")}
-            where: dict[str, int] = {}
-            for r in dep.get("replicas") or []:
-                if r.get("state") == "RUNNING":
-                    group = groups.get(r.get("node_id"), "?")
-                    where[group] = where.get(group, 0) + 1
-            placement_by_dep[f"{app_name}/{dep_name}"] = where
+            placement_by_dep[f"{app_name}/{dep_name}"] = running_by_group(dep, groups)
         statuses[app_name] = {"status": app.get("status"), "message": app.get("message", ""),
                               "serveDeploymentStatuses": deps}
     ready = bool(statuses) and all(a["status"] == "RUNNING" for a in statuses.values())
@@ -189,23 +188,21 @@ def wait_ready(cluster: LocalRay, *, timeout: float = 300, show: bool = True) ->
     """Wait for the Ready condition, as KubernetesTarget.wait_ready does; a deploy that
     failed ends the wait at once, and the error names the layer the status points at."""
     last: dict = {}
-    failed: list[Stuck] = []
 
     def ready():
         last.clear()
         last.update(status(cluster))
         apps = (last.get("activeServiceStatus") or {}).get("applicationStatuses") or {}
         for name, app in apps.items():
-            if app.get("status") == "DEPLOY_FAILED":
-                failed.append(Stuck(last.get("layer") or "application code",
-                                    f"application {name!r} DEPLOY_FAILED: {app.get('message', '')[-800:]}"))
-                raise failed[-1]
+            if app.get("status") == "DEPLOY_FAILED":  # a Failed ends the wait at once
+                raise Failed(last.get("layer") or "application code",
+                             f"application {name!r} DEPLOY_FAILED: {app.get('message', '')[-800:]}")
         return dict(last) if is_ready(last) else None
 
     try:
         return wait_for(ready, what=f"{cluster.name} Ready", layer="Serve", timeout=timeout, show=show)
     except Stuck:
-        if failed or not last.get("layer"):
+        if not last.get("layer"):
             raise
         raise Stuck(last["layer"], f"{cluster.name} not Ready after {timeout:.0f}s: "
                                    f"{last['conditions'][0].get('message', '')}") from None
@@ -217,3 +214,57 @@ def down(name: str) -> bool:
         return False
     cluster.stop()
     return True
+
+
+class LocalTarget(Target):
+    """The local target behind the `Target` interface: the module functions above, by name or handle.
+
+    A handle is the LocalRay cluster `up` returns. die_with_owner=False lets clusters outlive
+    the caller (the CLI's case); by default they end with this process, as `local.up`'s do.
+    """
+
+    options = ("die_with_owner",)
+
+    def __init__(self, *, die_with_owner: bool = True):
+        self.die_with_owner = die_with_owner
+
+    def __repr__(self) -> str:
+        return f"LocalTarget(die_with_owner={self.die_with_owner})"
+
+    def find(self, ref) -> LocalRay | None:
+        """The running cluster a name (or handle) stands for, or None."""
+        return ref if isinstance(ref, LocalRay) else find(ref)
+
+    def up(self, path: str | Path, *, wait: bool = False, timeout: float = 300, show: bool = True) -> LocalRay:
+        cluster = up(path, show=show, timeout=timeout, die_with_owner=self.die_with_owner)
+        if wait:
+            wait_ready(cluster, timeout=timeout, show=show)
+        return cluster
+
+    def status(self, name) -> dict:
+        cluster = self.find(name)
+        if cluster is None:
+            return {"name": self.name_of(name), "layer": "Ray runtime",
+                    "conditions": [condition(False, "NotFound", f"no local cluster named {self.name_of(name)!r} "
+                                                                "is running")]}
+        return status(cluster)
+
+    def wait_ready(self, name, *, timeout: float = 300, show: bool = True) -> dict:
+        cluster = self.find(name)
+        if cluster is None:
+            raise Failed("Ray runtime", f"no local cluster named {self.name_of(name)!r} is running",
+                         hint="bring it up first: `servelab up FILE`, or `local.up(FILE)` in Python")
+        return wait_ready(cluster, timeout=timeout, show=show)
+
+    def down(self, name) -> bool:
+        return down(self.name_of(name))
+
+    def endpoints(self, name) -> dict:
+        cluster = self.find(name)
+        if cluster is None:
+            return {"serve": None, "dashboard": None,
+                    "hint": f"no local cluster named {self.name_of(name)!r} is running (servelab status lists them)"}
+        return {"serve": cluster.serve_url, "dashboard": cluster.dashboard_url, "hint": ""}
+
+    def names(self) -> list[str]:
+        return [cluster.name for cluster in LocalRay.find()]

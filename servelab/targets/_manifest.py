@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from servelab.errors import ServelabError
 from servelab.manifests import _kuberay as manifests
 
 
-class ManifestError(ValueError):
+class ManifestError(ServelabError, ValueError):
     """The manifest has errors; nothing was started."""
+
+    layer = "KubeRay"
 
 
 def read_manifest(path: str | Path) -> dict:

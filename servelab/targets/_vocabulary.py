@@ -1,6 +1,6 @@
 """RayService vocabulary shared by both targets: conditions, and which layer to look at.
 
-A status report (from `local.status` or `kubernetes.KubernetesTarget.status`) is a dict:
+A status report (from any `Target.status`: `local.status`, `KubernetesTarget.status`) is a dict:
     conditions            [{"type": "Ready", "status": "True"|"False", "reason", "message"}, ...]
     activeServiceStatus   {"applicationStatuses": {app: {status, message, serveDeploymentStatuses}}}
     layer                 None when Ready, else where to look first:
@@ -8,6 +8,7 @@ A status report (from `local.status` or `kubernetes.KubernetesTarget.status`) is
 """
 
 from __future__ import annotations
+
 
 def condition(ok: bool, reason: str, message: str, type_: str = "Ready") -> dict:
     return {"type": type_, "status": "True" if ok else "False", "reason": reason, "message": message}

@@ -11,13 +11,13 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
+from submissions import quiz_answers, submit
 
+from servelab.course import layout
 from servelab.grading import _autograde as autograde
 from servelab.grading import _course as grading
 from servelab.grading import _sandbox as sandbox
-from servelab.course import layout
 from servelab.grading._labs import scratch_course
-from submissions import quiz_answers, submit
 
 pytestmark = [pytest.mark.live,
               pytest.mark.skipif(bool(sandbox.unavailable()), reason=sandbox.unavailable() or "ok")]

@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
+from submissions import quiz_answers, submit
 
 from servelab.grading import _autograde as autograde
 from servelab.grading import _course as grading
 from servelab.grading._labs import scratch_course
-from submissions import quiz_answers, submit
 
 pytestmark = pytest.mark.grading
 

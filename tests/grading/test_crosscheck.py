@@ -2,9 +2,9 @@
 
 import pytest
 
+from servelab.course import layout
 from servelab.grading import _crosscheck as crosscheck
 from servelab.grading import _labs as labs
-from servelab.course import layout
 
 
 def test_names_read_through_globals_keep_a_cell_in_the_kernel():

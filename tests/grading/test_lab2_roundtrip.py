@@ -1,10 +1,9 @@
 """Lab 2 through the real nbgrader CLI: the learner's RAG pipeline, graded over HTTP."""
 
 import pytest
+from roundtrip import check_extremes
 
 from servelab.grading import _course as grading
-
-from roundtrip import check_extremes
 
 pytestmark = pytest.mark.live
 

@@ -1,10 +1,9 @@
 """Lab 3 through the real nbgrader CLI: the manifest is checked, then the live cluster it made."""
 
 import pytest
+from roundtrip import check_extremes
 
 from servelab.grading import _course as grading
-
-from roundtrip import check_extremes
 
 pytestmark = pytest.mark.live
 

@@ -1,10 +1,9 @@
 """Lab 4 through the real nbgrader CLI: a RayService with CPU and GPU groups, graded live."""
 
 import pytest
+from roundtrip import check_extremes
 
 from servelab.grading import _course as grading
-
-from roundtrip import check_extremes
 
 pytestmark = pytest.mark.live
 

@@ -1,10 +1,9 @@
 """Lab 5 through the real nbgrader CLI: autoscaling under a bounded load, batching measured."""
 
 import pytest
+from roundtrip import check_extremes
 
 from servelab.grading import _course as grading
-
-from roundtrip import check_extremes
 
 pytestmark = pytest.mark.live
 

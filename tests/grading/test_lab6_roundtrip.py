@@ -1,10 +1,9 @@
 """Lab 6 through the real nbgrader CLI: hidden tests inject faults into the learner's service."""
 
 import pytest
+from roundtrip import check_extremes
 
 from servelab.grading import _course as grading
-
-from roundtrip import check_extremes
 
 pytestmark = pytest.mark.live
 

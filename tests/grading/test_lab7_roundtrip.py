@@ -1,10 +1,9 @@
 """Lab 7 through the real nbgrader CLI: five broken services, diagnosed and fixed live."""
 
 import pytest
+from roundtrip import check_extremes
 
 from servelab.grading import _course as grading
-
-from roundtrip import check_extremes
 
 pytestmark = pytest.mark.live
 

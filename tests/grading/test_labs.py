@@ -5,8 +5,8 @@ import shutil
 import nbformat
 import pytest
 
-from servelab.grading import _labs as labs
 from servelab.course import layout
+from servelab.grading import _labs as labs
 
 
 @pytest.mark.grading

@@ -1,11 +1,10 @@
 """The scenario quiz through the real nbgrader CLI: a point per right letter, none otherwise."""
 
-from servelab.grading import _course as grading
-from servelab.course.quiz import QUESTIONS, variable
-
 import pytest
-
 from roundtrip import check_extremes
+
+from servelab.course.quiz import QUESTIONS, variable
+from servelab.grading import _course as grading
 
 pytestmark = pytest.mark.grading
 

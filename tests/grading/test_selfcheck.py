@@ -7,10 +7,9 @@ import sys
 import nbformat
 import pytest
 
+from servelab.course import layout, quiz
 from servelab.grading import _course as grading
-from servelab.course import quiz
 from servelab.grading import selfcheck
-from servelab.course import layout
 from servelab.grading._labs import venv_env
 
 LAB = "quiz-scenarios"

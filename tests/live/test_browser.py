@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from lab_server import jupyter_lab
 
 pytestmark = pytest.mark.live

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from servelab.cluster.testing import owned_by_fixture
 from servelab.faults import recovery
 from servelab.faults._verbs import FaultError, LocalFaults
 from servelab.targets import local
-from servelab.cluster.testing import owned_by_fixture
 
 pytestmark = pytest.mark.live
 REPO = Path(__file__).parents[2]

@@ -7,9 +7,9 @@ from functools import partial
 
 import pytest
 import requests
+from lab_server import jupyter_lab
 
 from servelab.cluster import _links as links
-from lab_server import jupyter_lab
 
 
 def test_direct_links_on_a_laptop(monkeypatch):

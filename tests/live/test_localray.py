@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from servelab import LocalRay, Stuck
+from servelab import Failed, LocalRay
 from servelab.cluster import _localray as localray
 from servelab.cluster import _processes as processes
 
@@ -145,7 +145,7 @@ class BrokenHead(LocalRay):
 
 def test_failed_start_stops_what_it_started_and_keeps_the_log():
     cluster = BrokenHead("broken")  # the head launcher exits with a usage error
-    with pytest.raises(Stuck) as info:
+    with pytest.raises(Failed) as info:
         cluster.start(timeout=60, show=False)
     assert info.value.layer == "Ray runtime"
     assert "exited while starting" in str(info.value)

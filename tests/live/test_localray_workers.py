@@ -3,12 +3,11 @@
 import time
 
 import psutil
-
 import pytest
 import requests
 
-from servelab.cluster import _processes as processes
 from servelab.clients._serve import ServeAPIError
+from servelab.cluster import _processes as processes
 
 pytestmark = pytest.mark.live
 GROUP_LABEL = "servelab.io/group"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from lab_server import stop_group
+
 from servelab.cluster._ports import free_port
 
 pytestmark = pytest.mark.live

@@ -8,7 +8,7 @@ import requests
 from servelab.cluster import _processes as processes
 from servelab.cluster import _profiles as profiles
 from servelab.cluster.testing import start_for_fixture
-from servelab.observe._waiting import Stuck
+from servelab.observe._waiting import Failed
 
 
 def test_the_variable_wins_over_memory(monkeypatch):
@@ -125,7 +125,7 @@ def test_small_builds_env_vars_on_every_node_and_refuses_other_runtime_envs(smal
         {"name": "probe", "route_prefix": "/probe", "import_path": "probe_app:app", "runtime_env": env},
         {"name": "pip", "route_prefix": "/pip", "import_path": "servelab.apps.hello:app",
          "runtime_env": {"pip": ["requests"]}}]})
-    with pytest.raises(Stuck, match=r"(?s)small profile runs no runtime-env agent.*field\(s\) pip can't be built"):
+    with pytest.raises(Failed, match=r"(?s)small profile runs no runtime-env agent.*field\(s\) pip can't be built"):
         small.serve_api.wait_running(["pip"], timeout=120, show=False)
     assert requests.get(f"{small.serve_url}/probe", timeout=10).status_code == 200  # the other app lives on
 

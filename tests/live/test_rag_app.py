@@ -6,15 +6,13 @@ import time
 import numpy as np
 import pytest
 import requests
+from hostile import requests_for
 from pydantic import ValidationError
 
 from servelab.apps import rag
 from servelab.apps.knowledge import DOCS, HELD_OUT
 from servelab.apps.textsearch import Encoder, terms
 from servelab.cluster.testing import start_for_fixture
-
-from hostile import requests_for
-
 
 # --- in-process: no cluster -------------------------------------------------------
 

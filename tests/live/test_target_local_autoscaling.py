@@ -14,8 +14,8 @@ import requests
 import yaml
 
 from servelab.cluster import _processes as processes
-from servelab.targets import local
 from servelab.cluster.testing import owned_by_fixture
+from servelab.targets import local
 
 pytestmark = pytest.mark.live
 MANIFEST = Path(__file__).parents[2] / "manifests" / "rayservice-support-assistant.yaml"

@@ -5,9 +5,9 @@ import time
 import pytest
 import requests
 
-from servelab.observe import _widgets as widgets
-from servelab.cluster._ports import free_port
 from servelab.clients._serve import ServeAPI
+from servelab.cluster._ports import free_port
+from servelab.observe import _widgets as widgets
 
 GROUP_LABEL = "servelab.io/group"
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import parse_qs
 from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qs
 
 from loopback_http import serving
 
@@ -129,6 +129,9 @@ class FakeAPIServer:
             return 404, status_body(404, "NotFound", NO_TYPE)
         namespace, plural, name = m.groups()
         key = (namespace, plural, name)
+        if method == "GET" and name is None:  # a list
+            items = [obj for (ns, pl, _), obj in sorted(self.objects.items()) if (ns, pl) == (namespace, plural)]
+            return 200, {"apiVersion": "ray.io/v1", "kind": "List", "metadata": {}, "items": items}
         if method == "POST":
             name = body["metadata"]["name"]
             key = (namespace, plural, name)

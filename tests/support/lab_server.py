@@ -26,7 +26,8 @@ def jupyter_lab(root: Path, *args: str, env: dict | None = None):
            f"--ServerApp.root_dir={root}",
            # its own workspace and settings: no tabs restored from an earlier run, no news popup
            f"--LabApp.workspaces_dir={root.parent / 'workspaces'}",
-           f"--LabApp.user_settings_dir={root.parent / 'settings'}", "--LabApp.news_url=None", *args] + (["--allow-root"] if os.getuid() == 0 else [])
+           f"--LabApp.user_settings_dir={root.parent / 'settings'}", "--LabApp.news_url=None", *args]
+    cmd += ["--allow-root"] if os.getuid() == 0 else []
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                               env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"

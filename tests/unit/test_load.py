@@ -5,10 +5,9 @@ import time
 from http.server import BaseHTTPRequestHandler
 
 import pytest
+from loopback_http import serving
 
 from servelab.faults import load
-
-from loopback_http import serving
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from servelab.cli._main import main as servelab_main
 from servelab.manifests import _kuberay as manifests
 from servelab.manifests import serve_lint
-from servelab.cli._main import main as servelab_main
 
 HERE = Path(__file__).parents[1] / "support" / "manifests"
 REPO = HERE.parents[2]

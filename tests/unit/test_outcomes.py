@@ -4,8 +4,8 @@ faithfully into README.md and the start page."""
 from pathlib import Path
 
 from servelab.course import _outcomes as outcomes
-from servelab.grading._labs import lab_names
 from servelab.course import layout
+from servelab.grading._labs import lab_names
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from servelab.grading import _course as grading
+from servelab.course import layout
 from servelab.course import production_plan as plan
 from servelab.course.production_plan import PlanError
-from servelab.course import layout
+from servelab.grading import _course as grading
 
 SOLUTION = grading.solution_answers("lab8-production-plan")["answer_serve_config"]
 CONFIG = SOLUTION.split('"""')[1]

@@ -7,7 +7,8 @@ import pytest
 
 from servelab.cluster._localray import RAY_SITE
 
-PROBE = "import sys, jsonschema; print('lark' in sys.modules, 'rfc3987_syntax' in sys.modules and sys.modules['rfc3987_syntax'] is not None)"
+PROBE = ("import sys, jsonschema; "
+         "print('lark' in sys.modules, 'rfc3987_syntax' in sys.modules and sys.modules['rfc3987_syntax'] is not None)")
 
 
 def _run(code: str, pythonpath: str | None) -> str:

@@ -4,10 +4,9 @@ import json
 from http.server import BaseHTTPRequestHandler
 
 import pytest
+from loopback_http import serving
 
 from servelab.clients._serve import ServeAPI, ServeAPIError
-
-from loopback_http import serving
 
 TOKEN = "s3cret"
 DETAILS = {

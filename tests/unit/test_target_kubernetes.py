@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from k8s_api import FakeAPIServer
+
+from servelab.observe._waiting import Failed, Stuck
 from servelab.targets import ManifestError
 from servelab.targets import kubernetes as k8s
 from servelab.targets._vocabulary import is_ready, ready_condition
-from servelab.observe._waiting import Stuck
 
 REPO = Path(__file__).parents[2]
 SUPPORT = REPO / "manifests" / "rayservice-support-assistant.yaml"
@@ -113,7 +113,7 @@ def test_a_manifest_with_errors_never_reaches_the_api(target, api, tmp_path):
 def test_missing_crds_name_kuberay_and_the_install_command():
     with FakeAPIServer(crds_installed=False) as api:
         target = k8s.KubernetesTarget(api_client=api.client())
-        with pytest.raises(Stuck) as info:
+        with pytest.raises(Failed) as info:
             target.up(SUPPORT, show=False)
     assert info.value.layer == "KubeRay"
     assert "servelab k8s install" in str(info.value)
@@ -202,7 +202,7 @@ def test_install_runs_helm_then_checks_crds_and_operator(api, tmp_path, monkeypa
 def test_a_failing_helm_command_is_quoted_with_its_error(api, tmp_path, monkeypatch):
     fake_tool(tmp_path, "helm", exit_code=1)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    with pytest.raises(Stuck, match="(?s)helm repo add.*helm says no"):
+    with pytest.raises(Failed, match="(?s)helm repo add.*helm says no"):
         k8s.install_operator(api_client=api.client(), timeout=5, show=False)
 
 
@@ -217,7 +217,7 @@ def test_an_operator_that_never_becomes_available_is_a_kuberay_problem(tmp_path,
 
 def test_without_helm_the_error_says_how_to_get_it(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(Stuck, match="helm is not installed"):
+    with pytest.raises(Failed, match="helm is not installed"):
         k8s.install_operator(show=False)
 
 
@@ -234,7 +234,7 @@ def test_a_port_forward_that_exits_reports_kubectl_error(tmp_path, monkeypatch):
     log = fake_tool(tmp_path, "kubectl", exit_code=1)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     forward = k8s.KubernetesTarget(namespace="ray-serving").port_forward("support-assistant")
-    with pytest.raises(Stuck) as info:
+    with pytest.raises(Failed) as info:
         forward.start(timeout=5, show=False)
     assert info.value.layer == "Kubernetes" and "kubectl says no" in str(info.value)
     assert "svc/support-assistant-serve-svc" in log.read_text()
