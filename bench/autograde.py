@@ -17,8 +17,8 @@ import nbformat
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import summary, write_section  # noqa: E402
 
-from servelab import grading  # noqa: E402
 from servelab.course import layout
+from servelab.grading import _course as grading  # noqa: E402
 
 RUNS = 3
 LAB = "lab1-serve-basics"

@@ -16,9 +16,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 
-from servelab import recovery  # noqa: E402
-from servelab.faults import load
-from servelab.faults._verbs import LocalFaults  # noqa: E402
+from servelab.faults import (
+    LocalFaults,  # noqa: E402
+    load,
+    recovery,  # noqa: E402
+)
 from servelab.targets import local  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

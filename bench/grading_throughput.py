@@ -16,8 +16,8 @@ import nbformat
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 
-from servelab import grading  # noqa: E402
 from servelab.grading import _autograde as autograde
+from servelab.grading import _course as grading  # noqa: E402
 from servelab.grading._labs import nbgrader, scratch_course  # noqa: E402
 
 LAB = "lab2-rag-pipeline"

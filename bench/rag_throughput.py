@@ -20,9 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
 
-from servelab import LocalRay, load  # noqa: E402
+from servelab import LocalRay  # noqa: E402
 from servelab.apps.knowledge import HELD_OUT  # noqa: E402
 from servelab.apps.rag import InProcessPipeline  # noqa: E402
+from servelab.faults import load  # noqa: E402
 
 CLIENTS = (1, 8, 32)
 ROUNDS = 3

@@ -35,10 +35,28 @@ import importlib.abc
 import importlib.util
 import sys
 
-from servelab.clients._serve import ServeAPI, ServeAPIError
-from servelab.cluster._localray import LocalRay
-from servelab.errors import LAYERS, Failed, ServelabError, Stuck
-from servelab.targets import Target, get_target
+
+def _lazy(package: str, names: dict[str, str]):
+    """A package's `__getattr__` (PEP 562) that imports each of `names` on first use.
+
+    `names` maps an exported name to "module:attribute", or to "module" for a module.
+    Entry modules use it for what is heavy (ipywidgets, nbgrader, prometheus_client): every
+    Serve replica and node launcher imports servelab, and must not pay for those. Defined
+    before the imports below, which import the subpackages that use it."""
+
+    def __getattr__(name: str):
+        if name not in names:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        module, _, attribute = names[name].partition(":")
+        value = importlib.import_module(module)
+        return getattr(value, attribute) if attribute else value
+
+    return __getattr__
+
+
+from servelab.clients._serve import ServeAPI, ServeAPIError  # noqa: E402  (after _lazy)
+from servelab.cluster._localray import LocalRay  # noqa: E402
+from servelab.errors import LAYERS, Failed, ServelabError, Stuck  # noqa: E402
 
 __version__ = "0.1.0"
 RAY_VERSION = "2.60.0"
@@ -71,27 +89,32 @@ _MOVED = {"selfcheck": "servelab.grading.selfcheck", "checks": "servelab.grading
           "waiting": "servelab.observe._waiting", "widgets": "servelab.observe._widgets",
           "quiz": "servelab.course.quiz", "production_plan": "servelab.course.production_plan",
           "placement": "servelab.manifests.placement", "serve_lint": "servelab.manifests.serve_lint",
-          "load": "servelab.faults.load", "recovery": "servelab.faults.recovery"}
+          "load": "servelab.faults.load", "recovery": "servelab.faults.recovery",
+          "envcheck": "servelab.cluster._envcheck", "metrics": "servelab.clients.metrics",
+          "plots": "servelab.observe._plots", "ports": "servelab.cluster._ports"}
 
 
-def __getattr__(name: str):
-    if name in _MOVED:
-        return importlib.import_module(_MOVED[name])
-    raise AttributeError(f"module 'servelab' has no attribute {name!r}")
+__getattr__ = _lazy(__name__, {"Target": "servelab.targets:Target", "get_target": "servelab.targets:get_target",
+                                **_MOVED})
 
 
 class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """`import servelab.<old name>` gives the module at its new home (one object, two names)."""
+
+    def __init__(self):
+        self._homes: dict = {}
 
     def find_spec(self, fullname, path=None, target=None):
         old = fullname.partition("servelab.")[2] if fullname.startswith("servelab.") else ""
         return importlib.util.spec_from_loader(fullname, self) if old in _MOVED else None
 
     def create_module(self, spec):
-        return importlib.import_module(_MOVED[spec.name.partition(".")[2]])
+        module = importlib.import_module(_MOVED[spec.name.partition(".")[2]])
+        self._homes[spec.name] = module.__spec__  # the import machinery stamps the alias on it
+        return module
 
     def exec_module(self, module):
-        pass  # already executed under its new name
+        module.__spec__ = self._homes.pop(module.__spec__.name, module.__spec__)  # already executed
 
 
 if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):

@@ -37,7 +37,7 @@ class Stuck(ServelabError, TimeoutError):
         super().__init__(f"[{layer}] {message}", layer=layer, hint=hint)
 
 
-class Failed(ServelabError):
+class Failed(ServelabError, RuntimeError):
     """Something failed outright (exited, refused, not installed): not a wait that ran out.
 
     Its message starts with "[layer] " as a Stuck's does, and a wait whose check raises one

@@ -1,10 +1,13 @@
 """Clients of Ray's HTTP APIs: Serve's REST API, the State API and the Prometheus metrics.
 
 Public: `ServeAPI` (what KubeRay and the graded checks read and deploy through),
-`ServeAPIError`, `Replica`, and the `metrics` module (`metrics.scrape(url)`).
+`ServeAPIError`, `Replica`, `StateAPI` (nodes and actors, each node's group with
+`node_group`), and the `metrics` module (`metrics.scrape(url)`), imported on first use.
 """
 
-from servelab.clients import metrics
+from servelab import _lazy
 from servelab.clients._serve import Replica, ServeAPI, ServeAPIError
+from servelab.clients._state import StateAPI, node_group
 
-__all__ = ["ServeAPI", "ServeAPIError", "Replica", "metrics"]
+__all__ = ["ServeAPI", "ServeAPIError", "Replica", "StateAPI", "node_group", "metrics"]
+__getattr__ = _lazy(__name__, {"metrics": "servelab.clients.metrics"})

@@ -1,6 +1,6 @@
 """pytest plugin: private Ray clusters for tests, and a guard against leaks.
 
-Load it with `pytest_plugins = ["servelab.cluster.testing"]` (tests/conftest.py does).
+Load it with `pytest_plugins = ["servelab.cluster.testing"]` (the repository's conftest.py does).
 
 - Every cluster started during the run, by the tests or by notebook kernels
   they spawn (nbval, nbgrader), lives under one root made for this run, so

@@ -3,12 +3,15 @@
 Public: the modules `checks` (helpers graded test cells call) and `selfcheck` (a
 lab's *Before you submit* cell); `grade` (a batch of submissions, as `servelab
 grade` runs it), `generate_labs` (student versions from grading/source), and
-`Course` (an nbgrader round trip in a scratch course, as the tests use it).
+`Course` (an nbgrader round trip in a scratch course, as the tests use it). Each is
+imported on first use: a lab kernel that imports `checks` must not load nbgrader.
 """
 
-from servelab.grading import checks, selfcheck
-from servelab.grading._autograde import grade
-from servelab.grading._course import Course, Result, roundtrip
-from servelab.grading._labs import generate as generate_labs
+from servelab import _lazy
 
 __all__ = ["checks", "selfcheck", "grade", "generate_labs", "Course", "Result", "roundtrip"]
+__getattr__ = _lazy(__name__, {
+    "checks": "servelab.grading.checks", "selfcheck": "servelab.grading.selfcheck",
+    "grade": "servelab.grading._autograde:grade", "generate_labs": "servelab.grading._labs:generate",
+    "Course": "servelab.grading._course:Course", "Result": "servelab.grading._course:Result",
+    "roundtrip": "servelab.grading._course:roundtrip"})

@@ -117,6 +117,20 @@ def default_workers(lab: str = "") -> int:
     return max(1, min(by_cpu, by_memory))
 
 
+def _solutions_nearby() -> list[Path]:
+    """Folders with sources and solutions a graded kernel must not see besides the course:
+    those of the course this process works on (if any) and of servelab's own source tree
+    (an editable install), wherever grading runs from."""
+    import servelab
+
+    roots = {Path(servelab.__file__).resolve().parents[1]}
+    try:
+        roots.add(layout().root)
+    except ServelabError:  # grading a course folder from outside any course: nothing more to hide
+        pass
+    return sorted(folder for root in roots for folder in (root / "grading", root / "tests") if folder.is_dir())
+
+
 class GradingRun:
     """What one `servelab grade` run sets up around nbgrader: a scratch root (short, for
     Ray's socket paths), the sandboxed kernelspec, nbgrader config selecting it and the
@@ -126,7 +140,7 @@ class GradingRun:
         self.root = Path(tempfile.mkdtemp(prefix="slg", dir="/tmp"))
         self.sandboxed = use_sandbox
         self.cgroups = sandbox.cgroup_parent(self.root.name) if use_sandbox else ""
-        self._settings = dict(hide=[str(course), str(layout().grading), str(layout().tests)],
+        self._settings = dict(hide=[str(course), *map(str, _solutions_nearby())],
                               cpu_s=20 * 60, memory_bytes=memory_bytes, cgroup_parent=self.cgroups)
         (self.root / "config").mkdir()
         (self.root / "config" / "nbgrader_config.py").write_text(

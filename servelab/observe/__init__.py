@@ -7,17 +7,11 @@ matplotlib, which a Serve replica that imports servelab should not pay for, and 
 watcher reads Serve's REST API, whose client itself waits with `wait_for`.
 """
 
+from servelab import _lazy
 from servelab.observe._waiting import LAYERS, Failed, Stuck, progress, wait_for
 
 _LAZY = {"ReplicaWatcher": "_watch", "Dashboard": "_widgets", "plot_timeline": "_widgets",
          "plot_load": "_plots", "plot_replicas": "_plots", "plot_recovery": "_plots"}
 
 __all__ = ["LAYERS", "Failed", "Stuck", "progress", "wait_for", *_LAZY]
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"servelab.observe.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'servelab.observe' has no attribute {name!r}")
+__getattr__ = _lazy(__name__, {name: f"servelab.observe.{module}:{name}" for name, module in _LAZY.items()})

@@ -81,7 +81,7 @@ def test_a_submission_over_its_time_limit_is_stopped(course, first_run):
 
 
 def test_the_cli_names_a_folder_that_is_not_a_course(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "servelab.cli._main", "grade", LAB, "--course", str(tmp_path)],
+    done = subprocess.run([sys.executable, "-m", "servelab.cli", "grade", LAB, "--course", str(tmp_path)],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "not an nbgrader course root" in done.stderr
 

@@ -61,11 +61,11 @@ def test_the_cli_runs_the_notebook_fresh_and_exits_by_the_result(tmp_path):
     nbformat.write(grading.fill(student, solution), good)
     nbformat.write(grading.fill(student, {**solution, "answer_route": 'answer_route = "route"'}), bad)
     env = {k: v for k, v in venv_env().items() if k != selfcheck.SKIP_ENV}
-    ok = subprocess.run([sys.executable, "-m", "servelab.cli._main", "check", LAB, "--notebook", str(good)],
+    ok = subprocess.run([sys.executable, "-m", "servelab.cli", "check", LAB, "--notebook", str(good)],
                         capture_output=True, text=True, env=env, timeout=300)
     assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
     assert "visible tests: 10 of 10 points pass" in ok.stdout
-    failed = subprocess.run([sys.executable, "-m", "servelab.cli._main", "check", LAB, "--notebook", str(bad)],
+    failed = subprocess.run([sys.executable, "-m", "servelab.cli", "check", LAB, "--notebook", str(bad)],
                             capture_output=True, text=True, env=env, timeout=300)
     assert failed.returncode == 1
     assert "FAIL  test_route" in failed.stdout and "layer: your answer" in failed.stdout

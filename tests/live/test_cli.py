@@ -14,7 +14,7 @@ pytestmark = pytest.mark.live
 
 
 def servelab(*args, timeout=240):
-    return subprocess.run([sys.executable, "-m", "servelab.cli._main", *args],
+    return subprocess.run([sys.executable, "-m", "servelab.cli", *args],
                           capture_output=True, text=True, timeout=timeout)
 
 

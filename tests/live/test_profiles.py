@@ -53,7 +53,7 @@ def test_small_serves_an_app_over_rest_and_http(small):
     reply = requests.get(f"{small.serve_url}/hello?name=binder", timeout=10)
     assert reply.json() == {"message": "hello, binder"}
     # The State API (faults, placement) and the node list still answer.
-    assert small.node_ids() and small._dashboard_get("/api/v0/actors?limit=10").status_code == 200
+    assert small.node_ids() and small.state_api.get("/api/v0/actors?limit=10").status_code == 200
 
 
 @pytest.mark.live

@@ -12,7 +12,7 @@ import yaml
 from k8s_api import FakeAPIServer
 from loopback_http import serving
 
-from servelab.cli._main import main as servelab_main
+from servelab.cli import main as servelab_main
 from servelab.faults import _flags as fault_flags
 from servelab.faults import _verbs as faults
 from servelab.targets._kubernetes import KubernetesTarget

@@ -17,7 +17,9 @@ CONCERNS = ["cluster", "targets", "clients", "manifests", "observe", "faults", "
 
 
 def test_the_top_level_is_a_short_list_of_concerns():
-    entries = sorted(p.name for p in PACKAGE.iterdir() if p.name != "__pycache__")
+    # (a folder holding nothing but bytecode is what a pull leaves of a module that moved)
+    entries = sorted(p.name for p in PACKAGE.iterdir() if p.name != "__pycache__"
+                     and not (p.is_dir() and {q.name for q in p.iterdir()} <= {"__pycache__"}))
     assert len(entries) <= 12, entries
     assert entries == sorted(["__init__.py", "errors.py", *CONCERNS])
 
@@ -75,3 +77,21 @@ def test_the_course_is_found_from_the_working_folder_and_the_environment(tmp_pat
 def test_this_repository_is_a_course():
     here = layout(Path(__file__).parent)
     assert (here.grading / "source").is_dir() and here.start_page.is_file() and here.readme.is_file()
+
+
+@pytest.mark.parametrize("statement, heavy", [
+    # every Serve replica and node launcher imports servelab
+    ("import servelab, servelab.apps.rag, servelab.faults._flags",
+     ["ipywidgets", "matplotlib", "nbgrader", "kubernetes", "prometheus_client", "servelab.targets"]),
+    # a lab kernel's check helpers and self-check, and the CLI
+    ("from servelab.grading import checks, selfcheck; import servelab.cli", ["nbgrader", "ipywidgets"]),
+])
+def test_entry_modules_import_heavy_dependencies_only_when_used(statement, heavy):
+    probe = f"{statement}; import sys; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout.split()
+    assert loaded == [], f"{statement} loads {loaded}"
+
+
+def test_from_each_entry_module_import_star_works():
+    for concern in CONCERNS:
+        subprocess.run([sys.executable, "-c", f"from servelab.{concern} import *"], check=True)

@@ -94,7 +94,7 @@ def test_percentile_nearest_rank():
 
 
 def test_cli_load_prints_summary_and_plot(url, tmp_path, capsys):
-    from servelab.cli._main import main
+    from servelab.cli import main
 
     png = tmp_path / "load.png"
     assert main(["load", url, "--json", '{"sleep": 0.01}', "-c", "2", "-n", "20", "--plot", str(png)]) == 0
@@ -104,7 +104,7 @@ def test_cli_load_prints_summary_and_plot(url, tmp_path, capsys):
 
 
 def test_cli_load_refuses_remote_hosts(capsys):
-    from servelab.cli._main import main
+    from servelab.cli import main
 
     assert main(["load", "http://192.0.2.1:8000/", "-n", "1"]) == 1
     assert "only sent to this machine" in capsys.readouterr().err

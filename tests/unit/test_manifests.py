@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from servelab.cli._main import main as servelab_main
+from servelab.cli import main as servelab_main
 from servelab.manifests import _kuberay as manifests
 from servelab.manifests import serve_lint
 

@@ -271,7 +271,7 @@ def test_every_servelab_command_in_the_kind_guide_parses():
     import re
     import shlex
 
-    from servelab.cli._main import build_parser
+    from servelab.cli import build_parser
 
     guide = (REPO / "docs" / "kubernetes-on-kind.md").read_text()
     commands = re.findall(r"^\.venv/bin/servelab (.+?)(?:\s+#.*)?$", guide, flags=re.M)
