@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from servelab import targets
@@ -358,6 +359,135 @@ def cmd_fault(args) -> int:
     return 0 if result.recovered else 1
 
 
+def _objects(args):
+    """What `get`/`describe`/`logs`/`delete` read: the local target's objects, or the real ones."""
+    from servelab.cli import _kubectl as kubectl
+
+    target = _target(args)
+    if isinstance(target, targets.LocalTarget):
+        return kubectl.LocalObjects(args.name)
+    return kubectl.KubernetesObjects(target, args.name)
+
+
+def _resource(word: str) -> str:
+    from servelab.cli._kubectl import RESOURCES
+
+    if word.lower() not in RESOURCES:
+        raise ServelabError(f"the server doesn't have a resource type \"{word}\"",
+                            hint="servelab get takes pods, services, rayservices or rayclusters")
+    return RESOURCES[word.lower()]
+
+
+def cmd_get(args) -> int:
+    from servelab.cli import _kubectl as kubectl
+
+    resource = _resource(args.resource)
+    while True:
+        objects = _objects(args)
+        items = [i for i in objects.list(resource) if kubectl._matches(i["metadata"].get("labels") or {}, args.selector)]
+        if args.object:
+            items = [kubectl.find(items, args.object, resource)]
+        print(kubectl.output(resource, items, args.output), flush=True)
+        if not args.watch:
+            return 0
+        time.sleep(args.interval)
+        print()
+
+
+def _events(objects, obj: dict) -> list[dict]:
+    if hasattr(objects, "events"):
+        return objects.events(obj["metadata"]["name"])
+    return obj.get("events") or []
+
+
+def cmd_describe(args) -> int:
+    from servelab.cli import _kubectl as kubectl
+
+    resource = _resource(args.resource)
+    objects = _objects(args)
+    obj = kubectl.find(objects.list(resource), args.object, resource)
+    print(kubectl.describe(resource, obj, _events(objects, obj)))
+    return 0
+
+
+def cmd_logs(args) -> int:
+    from servelab.cli import _kubectl as kubectl
+
+    objects = _objects(args)
+    pod = kubectl.find(objects.list("pod"), args.pod, "pod")
+    if isinstance(objects, kubectl.LocalObjects):
+        if args.previous:
+            raise ServelabError(f'previous terminated container "ray" in pod "{args.pod}" not found',
+                                hint="KubeRay re-creates a Ray pod that died instead of restarting its container, "
+                                     "so a pod has no previous container; the replacement is a new pod")
+        from servelab.targets import _local_objects as local_objects
+
+        cluster = objects.cluster_of(pod)
+        files = local_objects.node_log_files(cluster, pod)
+        if not files:
+            raise ServelabError(f"pod {args.pod} has no Ray node yet, so no logs", layer="Kubernetes")
+        for path in files:
+            lines = path.read_text(errors="replace").splitlines()
+            print(f"==> {path} <==")
+            print("\n".join(lines[-args.tail:] if args.tail >= 0 else lines))
+        return 0
+    text = objects._core().read_namespaced_pod_log(args.pod, objects.target._namespace(), previous=args.previous,
+                                                   tail_lines=args.tail if args.tail >= 0 else None)
+    print(text)
+    return 0
+
+
+def cmd_delete(args) -> int:
+    from servelab.cli import _kubectl as kubectl
+
+    if _resource(args.resource) != "pod":
+        raise ServelabError("servelab delete takes pods (delete a RayService or RayCluster with servelab down)")
+    objects = _objects(args)
+    pod = kubectl.find(objects.list("pod"), args.object, "pod")
+    if isinstance(objects, kubectl.LocalObjects):
+        from servelab.faults._verbs import LocalFaults
+
+        labels = pod["metadata"]["labels"]
+        node_id = (pod["metadata"].get("annotations") or {}).get("servelab.io/ray-node-id")
+        if labels.get("ray.io/node-type") == "head":
+            raise ServelabError("the local target cannot re-create a head pod in place (KubeRay would, and without "
+                                "GCS fault tolerance every worker restarts with it)",
+                                hint="bring the whole cluster down and up again: servelab down, servelab up FILE")
+        if not node_id:
+            raise ServelabError(f"pod {args.object} runs no Ray node yet; nothing to delete", layer="Kubernetes")
+        cluster = objects.cluster_of(pod)
+        node = next(n for n in cluster.nodes() if n["node_id"] == node_id)
+        LocalFaults(cluster).kill_node_of(node, show=False)
+    else:
+        objects._core().delete_namespaced_pod(args.object, objects.target._namespace())
+    print(f'pod "{args.object}" deleted')
+    return 0
+
+
+def cmd_env(args) -> int:
+    if not args.shell and not args.json:
+        envcheck.print_report()
+        return 0
+    cluster = _local_cluster(args.name)
+    values = cli_environment(cluster)
+    if args.json:
+        import json
+
+        print(json.dumps(values, indent=2))
+    else:
+        import shlex
+
+        print("\n".join(f"export {k}={shlex.quote(v)}" for k, v in values.items()))
+    return 0
+
+
+def cli_environment(cluster: LocalRay) -> dict[str, str]:
+    """What `ray` and `serve` need to talk to this cluster unchanged: its address, its token,
+    and Ray's own switches that keep the node address on 127.0.0.1."""
+    return {**cluster.ray_env(), "RAY_ADDRESS": cluster.gcs_address, "RAY_DASHBOARD_ADDRESS": cluster.dashboard_url,
+            "RAY_API_SERVER_ADDRESS": cluster.dashboard_url}
+
+
 def _target_options(parser, target: bool = True) -> None:
     if target:
         parser.add_argument("--target", choices=["local", "kubernetes"],
@@ -403,8 +533,46 @@ def build_parser() -> argparse.ArgumentParser:
     _target_options(k8s, target=False)
     k8s.set_defaults(func=cmd_k8s)
 
-    env = sub.add_parser("env", help="versions, machine size and active target")
-    env.set_defaults(func=lambda a: (envcheck.print_report(), 0)[1])
+    env = sub.add_parser("env", help="versions, machine size and active target; with --shell, the environment "
+                                     "that lets Ray's own CLIs (ray, serve) talk to a local cluster")
+    env.add_argument("--shell", action="store_true",
+                     help='print `export` lines: eval "$(servelab env --shell --name NAME)"')
+    env.add_argument("--json", action="store_true", help="the same variables as JSON")
+    env.add_argument("--name", help="the local cluster (default: the only one running)")
+    env.set_defaults(func=cmd_env)
+
+    get = sub.add_parser("get", help="kubectl get: pods, services, rayservices, rayclusters (either target)")
+    get.add_argument("resource")
+    get.add_argument("object", nargs="?", help="one object by name")
+    get.add_argument("-l", "--selector", help="label selector, e.g. ray.io/node-type=worker")
+    get.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"])
+    get.add_argument("-w", "--watch", action="store_true", help="print again every --interval seconds (Ctrl-C ends)")
+    get.add_argument("--interval", type=float, default=2)
+    get.add_argument("--name", help="local: only this cluster")
+    _target_options(get)
+    get.set_defaults(func=cmd_get)
+
+    desc = sub.add_parser("describe", help="kubectl describe: pod, rayservice, raycluster, service")
+    desc.add_argument("resource")
+    desc.add_argument("object")
+    desc.add_argument("--name", help="local: only this cluster")
+    _target_options(desc)
+    desc.set_defaults(func=cmd_describe)
+
+    logs = sub.add_parser("logs", help="kubectl logs: a pod's Ray logs")
+    logs.add_argument("pod")
+    logs.add_argument("-p", "--previous", action="store_true")
+    logs.add_argument("--tail", type=int, default=-1)
+    logs.add_argument("--name", help="local: only this cluster")
+    _target_options(logs)
+    logs.set_defaults(func=cmd_logs)
+
+    delete = sub.add_parser("delete", help="kubectl delete pod: a worker pod dies; KubeRay re-creates it")
+    delete.add_argument("resource")
+    delete.add_argument("object")
+    delete.add_argument("--name", help="local: only this cluster")
+    _target_options(delete)
+    delete.set_defaults(func=cmd_delete)
 
     validate = sub.add_parser("validate", help="check KubeRay manifests (exit 1 on errors)")
     validate.add_argument("files", nargs="+")

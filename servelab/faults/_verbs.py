@@ -332,6 +332,9 @@ def read_serve_config(path: str | Path) -> dict:
 
 
 # -- the local target ----------------------------------------------------------------
+STOPPED_NODES = "stopped-nodes"  # ids of the Ray nodes servelab stopped, one a line
+
+
 class LocalFaults(Faults):
     """Faults on a servelab local cluster: signals to its own pids, its own directory."""
 
@@ -362,15 +365,30 @@ class LocalFaults(Faults):
         folder.mkdir(exist_ok=True)
         (folder / name).touch()
 
-    def _take_node(self, node: dict) -> dict:
-        """SIGKILL the node's whole process tree, then start a replacement as KubeRay would
-        (with the autoscaler, replacing it is the autoscaler's job, as on Kubernetes)."""
+    def stop_node(self, node: dict) -> int:
+        """SIGKILL a worker node's whole process tree (no replacement); returns its session id."""
         from servelab.cluster import _processes as processes
 
         sid = self._node_session(node)  # each worker node runs in a session of its own
         doomed = [p for p in self.cluster.processes() if _sid(p.pid) == sid]
         processes.kill_all(doomed)
         processes.wait_gone_pids(doomed, 10)
+        # Ray lists a dead node as ALIVE until its health checks run out; Kubernetes shows a
+        # deleted pod gone at once. The pods view leaves out the nodes named here.
+        with (self.cluster.dir / STOPPED_NODES).open("a") as handle:
+            handle.write(node["node_id"] + "\n")
+        return sid
+
+    def kill_node_of(self, node: dict, *, show: bool = True) -> Fault:
+        """This worker node dies with everything on it, and comes back as KubeRay would bring its
+        pod back (`servelab delete pod`)."""
+        detail = self._take_node(node)
+        return self._record("kill-node", [{"what": f"node {_short(node['node_id'])}", **node, **detail}], show)
+
+    def _take_node(self, node: dict) -> dict:
+        """SIGKILL the node's whole process tree, then start a replacement as KubeRay would
+        (with the autoscaler, replacing it is the autoscaler's job, as on Kubernetes)."""
+        sid = self.stop_node(node)
         record = next((w for w in self.cluster.workers if w.get("pid") == sid), None)
         if self.cluster.autoscale or _has_autoscaler(self.cluster) or record is None:
             return {"pid": sid, "replaced_by": "autoscaler"}

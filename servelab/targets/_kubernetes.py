@@ -138,15 +138,17 @@ def parse_status(obj: dict) -> dict:
 
 
 def _service_report(name: str, status: dict) -> dict:
+    """The RayService's status as KubeRay wrote it, every field, plus servelab's `layer`."""
     active = status.get("activeServiceStatus") or {}
     pending = status.get("pendingServiceStatus") or {}
     report = {
+        **status,
         "name": name,
         "kind": "RayService",
         "conditions": list(status.get("conditions") or []),
-        "activeServiceStatus": {"applicationStatuses": active.get("applicationStatuses") or {},
+        "activeServiceStatus": {**active, "applicationStatuses": active.get("applicationStatuses") or {},
                                 "rayClusterName": active.get("rayClusterName")},
-        "pendingServiceStatus": {"applicationStatuses": pending.get("applicationStatuses") or {},
+        "pendingServiceStatus": {**pending, "applicationStatuses": pending.get("applicationStatuses") or {},
                                  "rayClusterName": pending.get("rayClusterName")},
         "numServeEndpoints": status.get("numServeEndpoints", status.get("NumServeEndpoints", 0)),
         "upgradeInProgress": any(c.get("type") == "UpgradeInProgress" and c.get("status") == "True"
@@ -156,8 +158,11 @@ def _service_report(name: str, status: dict) -> dict:
     if not report["conditions"]:  # an operator older than 1.3 only set serviceStatus
         running = status.get("serviceStatus") == "Running"
         report["conditions"] = [condition(running, status.get("serviceStatus") or "Unknown", "")]
+    apps = report["activeServiceStatus"]["applicationStatuses"]
     if not is_ready(report):
         report["layer"] = _service_layer(report, ready_condition(report))
+    elif apps and any(a.get("status") != "RUNNING" for a in apps.values()):
+        report["layer"] = diagnose_applications(apps)[0]  # Ready, but an update failed: the old version serves
     return report
 
 
@@ -174,16 +179,15 @@ def _service_layer(report: dict, ready: dict) -> str:
 
 
 def _cluster_report(name: str, status: dict) -> dict:
-    state = status.get("state", "")
-    ready = state == "ready"
-    message = status.get("reason", "") or ""
-    for cond in status.get("conditions") or []:
-        if cond.get("status") == "True" and cond.get("type") == "ReplicaFailure":
-            message = cond.get("message", message)
+    """The RayCluster's status as KubeRay wrote it, plus servelab's `layer`. It has no Ready
+    condition: `state` turns "ready" once every desired pod ran (ready_condition reads it)."""
+    ready = status.get("state") == "ready"
     return {
+        **status,
         "name": name,
         "kind": "RayCluster",
-        "conditions": [condition(ready, state or "NotReady", message)] + list(status.get("conditions") or []),
+        "desiredWorkerReplicas": status.get("desiredWorkerReplicas", 0),
+        "conditions": list(status.get("conditions") or []),
         "workers": {"ready": status.get("readyWorkerReplicas", 0), "available": status.get("availableWorkerReplicas", 0),
                     "desired": status.get("desiredWorkerReplicas", 0)},
         "layer": None if ready else "Kubernetes",  # a cluster that is not ready has pods that are not

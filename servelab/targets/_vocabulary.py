@@ -15,10 +15,20 @@ def condition(ok: bool, reason: str, message: str, type_: str = "Ready") -> dict
 
 
 def ready_condition(report: dict) -> dict:
-    """The Ready condition of a report (a not-Ready placeholder if there is none yet)."""
+    """The Ready condition of a report (a not-Ready placeholder if there is none yet). A
+    RayCluster has no Ready condition in KubeRay 1.7: its `state` says "ready" once every
+    pod ran and was ready (raycluster_controller.go, calculateStatus)."""
     for cond in report.get("conditions") or []:
         if cond.get("type") == "Ready":
             return cond
+    if report.get("kind") == "RayCluster" and "desiredWorkerReplicas" in report:
+        ready = report.get("state") == "ready"
+        failures = [c.get("message", "") for c in report.get("conditions") or []
+                    if c.get("type") == "ReplicaFailure" and c.get("status") == "True"]
+        message = "" if ready else (failures[0] if failures else
+                                    f"{report.get('readyWorkerReplicas', 0)} of "
+                                    f"{report.get('desiredWorkerReplicas', 0)} worker pods ready")
+        return condition(ready, report.get("state") or "NotReady", message)
     return condition(False, "NoReadyCondition", "no Ready condition reported yet")
 
 

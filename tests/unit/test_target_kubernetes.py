@@ -136,6 +136,7 @@ def test_down_deletes_in_the_foreground_and_is_idempotent(target, api):
     ("rayservice-deploy-failed.yaml", False, "application code", "Initializing"),
     ("rayservice-replicas-pending.yaml", False, "Ray runtime", "Initializing"),
     ("rayservice-zero-endpoints.yaml", False, "Kubernetes", "ZeroServeEndpoints"),
+    ("rayservice-update-failed.yaml", True, "application code", "NonZeroServeEndpoints"),
     ("raycluster-ready.yaml", True, None, "ready"),
     ("raycluster-pending.yaml", False, "Kubernetes", "NotReady"),
 ])
@@ -154,6 +155,16 @@ def test_status_details_survive_the_translation():
     assert k8s.parse_status(load("rayservice-upgrading.yaml"))["upgradeInProgress"]
     failed = k8s.parse_status(load("raycluster-pending.yaml"))
     assert "exceeded quota" in ready_condition(failed)["message"]
+
+
+def test_every_status_field_kuberay_writes_is_kept():
+    # apis/ray/v1/rayservice_types.go: RayServiceStatuses and RayServiceStatus
+    report = k8s.parse_status(load("rayservice-update-failed.yaml"))
+    assert report["serviceStatus"] == "Running" and report["observedGeneration"] == 2
+    assert report["activeServiceStatus"]["rayClusterStatus"]["desiredCPU"] == "7"
+    assert report["activeServiceStatus"]["applicationStatuses"]["support"]["status"] == "DEPLOY_FAILED"
+    cluster = k8s.parse_status(load("raycluster-ready.yaml"))
+    assert cluster["state"] == "ready" and "Ready" not in {c["type"] for c in cluster["conditions"]}
 
 
 def test_an_object_without_status_points_at_the_operator():
