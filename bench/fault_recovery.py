@@ -55,7 +55,7 @@ def run() -> dict:
                                       show=False, **{"max_s": 120, **options})
             print(f"  {label}: {result.as_dict()}", flush=True)
             results.append((label, result))
-            local.wait_ready(cluster, timeout=180, show=False)  # the next fault starts from a healthy service
+            local.wait_running(cluster, timeout=180, show=False)  # the next fault starts from a healthy service
     finally:
         cluster.stop(show=False)
 

@@ -409,6 +409,32 @@ def wait_ready(cluster: LocalRay, *, timeout: float = 300, show: bool = True) ->
                                    f"{cond.get('reason')}: {cond.get('message', '')}") from None
 
 
+def wait_running(cluster: LocalRay, *, timeout: float = 300, show: bool = True) -> dict:
+    """Wait until every application is RUNNING, and return the status. That is what KubeRay
+    waits for before it sends traffic to a cluster (getAndCheckServeStatus); after an in-place
+    update Ready stays True meanwhile, so `wait_ready` does not wait for the new version.
+    A DEPLOY_FAILED application ends the wait at once (a `Failed` naming the layer)."""
+    last: dict = {}
+
+    def running():
+        last.clear()
+        last.update(status(cluster))
+        apps = (last.get("activeServiceStatus") or {}).get("applicationStatuses") or {}
+        for name, app in apps.items():
+            if app.get("status") == "DEPLOY_FAILED":
+                raise Failed(last.get("layer") or "application code",
+                             f"application {name!r} DEPLOY_FAILED: {app.get('message', '')[-800:]}")
+        return dict(last) if kuberay.applications_ready(apps) else None
+
+    try:
+        return wait_for(running, what=f"{cluster.name}: every application RUNNING", layer="Serve",
+                        timeout=timeout, show=show)
+    except Stuck:
+        if not last.get("layer"):
+            raise
+        raise Stuck(last["layer"], f"{cluster.name}: applications not RUNNING after {timeout:.0f}s") from None
+
+
 def down(name: str) -> bool:
     cluster = find(name)
     if cluster is None:

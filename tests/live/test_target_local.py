@@ -1,5 +1,13 @@
-"""`up` of a RayService manifest on the local target, in RayService vocabulary."""
+"""`up` of a RayService manifest on the local target, reported and updated as KubeRay 1.7 would.
 
+The KubeRay behaviours asserted here were read from ray-project/kuberay v1.7.0 (ray-operator/):
+controllers/ray/rayservice_controller.go (calculateConditions, calculateStatus, reconcileServe,
+updateHeadPodServeLabel, shouldPrepareNewCluster), controllers/ray/utils/util.go (PodName,
+GenerateHashWithoutReplicasAndWorkersToDelete), controllers/ray/common/pod.go (labelPod),
+apis/ray/v1/rayservice_types.go and raycluster_types.go (status fields).
+"""
+
+import json
 import time
 from pathlib import Path
 
@@ -7,6 +15,7 @@ import pytest
 import requests
 import yaml
 
+from servelab.cli import _main as cli
 from servelab.cluster import _processes as processes
 from servelab.cluster.testing import owned_by_fixture
 from servelab.targets import local
@@ -29,12 +38,60 @@ def service(request):
     return owned_by_fixture(local.up(MANIFEST, show=False))
 
 
+def conditions(report):
+    return {c["type"]: (c["status"], c["reason"]) for c in report["conditions"]}
+
+
+def get(capsys, *argv):
+    capsys.readouterr()
+    assert cli.main(["get", *argv, "-o", "json"]) == 0
+    return json.loads(capsys.readouterr().out)["items"]
+
+
 def test_ready_with_gpu_replicas_on_gpu_nodes(service):
     report = local.wait_ready(service, timeout=120, show=False)
     assert report["activeServiceStatus"]["applicationStatuses"]["hello"]["status"] == "RUNNING"
     assert report["placement"]["hello/Hello"] == {"gpu-workers": 2}
     assert len(service.workers) == 2
     assert requests.get(f"{service.serve_url}/hello?name=k8s", timeout=10).json() == {"message": "hello, k8s"}
+
+
+def test_status_is_kuberays(service):
+    report = local.wait_ready(service, timeout=120, show=False)
+    assert report["conditions"][0]["type"] == "Ready"
+    assert conditions(report) == {"Ready": ("True", "NonZeroServeEndpoints"),
+                                  "UpgradeInProgress": ("False", "NoPendingCluster")}
+    assert report["numServeEndpoints"] == 1 and report["serviceStatus"] == "Running"
+    assert report["observedGeneration"] == 1 and report["pendingServiceStatus"] == {}
+    active = report["activeServiceStatus"]
+    assert active["rayClusterName"].startswith("hello-gpu-") and len(active["rayClusterName"]) == len("hello-gpu-") + 5
+    cluster = active["rayClusterStatus"]
+    assert (cluster["state"], cluster["desiredWorkerReplicas"], cluster["readyWorkerReplicas"]) == ("ready", 2, 2)
+    assert (cluster["desiredCPU"], cluster["desiredMemory"], cluster["desiredGPU"]) == ("4", "8Gi", "1")
+    assert {c["type"] for c in cluster["conditions"]} == {"HeadPodReady", "RayClusterProvisioned"}
+
+
+def test_pods_and_services_in_kubectls_vocabulary(service, capsys):
+    pods = get(capsys, "pods")
+    cluster = local.status(service)["activeServiceStatus"]["rayClusterName"]
+    assert len(pods) == 1 + len(service.workers) == len(service.nodes())
+    by_group = {p["metadata"]["labels"]["ray.io/group"]: p for p in pods}
+    assert set(by_group) == {"headgroup", "cpu-workers", "gpu-workers"}
+    head, gpu = by_group["headgroup"], by_group["gpu-workers"]
+    assert head["metadata"]["name"].startswith(f"{cluster}-head-")
+    assert gpu["metadata"]["name"].startswith(f"{cluster}-gpu-workers-worker-")
+    assert head["metadata"]["labels"]["ray.io/serve"] == "true"  # its proxy answers /-/healthz
+    assert gpu["metadata"]["labels"]["ray.io/node-type"] == "worker"
+    assert gpu["metadata"]["labels"]["ray.io/cluster"] == cluster
+    assert gpu["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert all(p["status"]["phase"] == "Running" for p in pods)
+    assert get(capsys, "pods", "-l", "ray.io/node-type=worker,ray.io/group=gpu-workers") == [gpu]
+    services = {s["metadata"]["name"]: s for s in get(capsys, "services")}
+    assert set(services) == {f"{cluster}-head-svc", "hello-gpu-head-svc", "hello-gpu-serve-svc"}
+    serve_port = services["hello-gpu-serve-svc"]["spec"]["ports"][0]
+    assert (serve_port["port"], serve_port["localPort"]) == (8000, service.ports.serve)
+    [rayservice] = get(capsys, "rayservices")
+    assert rayservice["status"]["numServeEndpoints"] == 1
 
 
 def test_serve_config_change_updates_in_place(service, tmp_path):
@@ -49,22 +106,92 @@ def test_serve_config_change_updates_in_place(service, tmp_path):
     while local.status(same)["placement"]["hello/Hello"] != {"gpu-workers": 1}:
         assert time.monotonic() < deadline
         time.sleep(1)
+    assert local.status(same)["observedGeneration"] == 2  # metadata.generation: one spec change
 
 
-def test_cluster_change_replaces_the_cluster_within_the_node_cap(service, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("SERVELAB_MAX_NODES", "2")  # head + one worker
+def test_a_bad_update_keeps_ready_while_the_old_version_serves(service, tmp_path):
+    # KubeRay: Ready comes from serve endpoints; the failure shows under activeServiceStatus
+    def missing_module(doc):
+        config = yaml.safe_load(doc["spec"]["serveConfigV2"])
+        config["applications"][0]["import_path"] = "no_such_module.app:app"
+        doc["spec"]["serveConfigV2"] = yaml.safe_dump(config)
+
+    local.up(edited(tmp_path, missing_module), show=False)
+    deadline = time.monotonic() + 90
+    while (report := local.status(service))["activeServiceStatus"]["applicationStatuses"]["hello"]["status"] \
+            != "DEPLOY_FAILED":
+        assert time.monotonic() < deadline, report
+        time.sleep(1)
+    assert conditions(report)["Ready"] == ("True", "NonZeroServeEndpoints")
+    assert report["layer"] == "application code"
+    assert "no_such_module" in report["activeServiceStatus"]["applicationStatuses"]["hello"]["message"]
+    assert requests.get(f"{service.serve_url}/hello?name=old", timeout=10).json() == {"message": "hello, old"}
+    local.up(MANIFEST, show=False)  # roll back, in place
+    assert local.wait_running(service, timeout=120, show=False)["layer"] is None
+
+
+def test_replicas_scale_in_place_and_a_capped_worker_is_pending(service, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SERVELAB_MAX_NODES", "3")  # the head and the two workers already running
 
     def two_cpu_workers(doc):
-        group = doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
-        group.update(replicas=2, maxReplicas=2)
+        doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0].update(replicas=2, maxReplicas=2)
+
+    same = owned_by_fixture(local.up(edited(tmp_path, two_cpu_workers), show=False))
+    assert same.owner_pid == service.owner_pid  # replicas are not in KubeRay's hash: no new cluster
+    pending = [p for p in get(capsys, "pods") if p["status"]["phase"] == "Pending"]
+    assert len(pending) == 1 and pending[0]["metadata"]["labels"]["ray.io/group"] == "cpu-workers"
+    assert pending[0]["events"][0]["reason"] == "FailedScheduling"
+    assert cli.main(["describe", "pod", pending[0]["metadata"]["name"]]) == 0
+    assert "SERVELAB_MAX_NODES=3" in capsys.readouterr().out
+    cluster = local.status(service)["activeServiceStatus"]["rayClusterStatus"]
+    assert (cluster["desiredWorkerReplicas"], cluster["availableWorkerReplicas"]) == (3, 2)
+    local.up(MANIFEST, show=False)
+    assert [p for p in get(capsys, "pods") if p["status"]["phase"] == "Pending"] == []
+
+
+def test_deleting_a_worker_pod_brings_a_new_one(service, capsys):
+    [old] = get(capsys, "pods", "-l", "ray.io/group=cpu-workers")
+    assert cli.main(["delete", "pod", old["metadata"]["name"]]) == 0
+    deadline = time.monotonic() + 90
+    while True:
+        pods = get(capsys, "pods", "-l", "ray.io/group=cpu-workers")
+        if len(pods) == 1 and pods[0]["metadata"]["name"] != old["metadata"]["name"] \
+                and pods[0]["status"]["conditions"][0]["status"] == "True":
+            break
+        assert time.monotonic() < deadline, pods
+        time.sleep(1)
+    assert cli.main(["logs", pods[0]["metadata"]["name"], "--tail", "5"]) == 0
+    assert "raylet" in capsys.readouterr().out
+
+
+def test_upgrade_strategy_none_leaves_the_cluster_alone(service, tmp_path, capsys):
+    def new_image(doc):
+        doc["spec"]["upgradeStrategy"] = {"type": "None"}
+        doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["image"] = \
+            "rayproject/ray:2.60.0-py312"
+
+    capsys.readouterr()
+    same = local.up(edited(tmp_path, new_image), show=True)
+    assert same.owner_pid == service.owner_pid
+    assert "upgradeStrategy.type is None" in capsys.readouterr().out
+
+
+def test_a_pod_template_change_needs_a_new_cluster(service, tmp_path, capsys):
+    def new_image(doc):
+        doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["image"] = \
+            "rayproject/ray:2.60.0-py312"
 
     old_dir = str(service.dir)
-    new = local.up(edited(tmp_path, two_cpu_workers), show=False)
+    capsys.readouterr()
+    new = local.up(edited(tmp_path, new_image), show=True)
     try:
+        said = capsys.readouterr().out
+        assert "would bring up a pending RayCluster" in said and "down until the new one is Ready" in said
         assert new.owner_pid != service.owner_pid
         assert processes.processes_under(old_dir) == []
-        assert "cap is 1" in capsys.readouterr().out
-        assert len(new.workers) == 1
+        report = local.wait_ready(new, timeout=120, show=False)
+        assert "replaces the cluster" in report["localTarget"]
+        assert report["observedGeneration"] > 1
     finally:
         local.down(new.name)
 
