@@ -16,9 +16,12 @@ import yaml
 from servelab.errors import ServelabError
 from servelab.targets import _kuberay as kuberay
 
-RESOURCES = {"pods": "pod", "pod": "pod", "po": "pod", "services": "service", "service": "service", "svc": "service",
-             "rayservices": "rayservice", "rayservice": "rayservice", "rayclusters": "raycluster",
-             "raycluster": "raycluster"}
+RESOURCES = {  # the names kubectl takes for each resource, short names included
+    "pods": "pod", "pod": "pod", "po": "pod",
+    "services": "service", "service": "service", "svc": "service",
+    "rayservices": "rayservice", "rayservice": "rayservice", "rayservices.ray.io": "rayservice",
+    "rayclusters": "raycluster", "raycluster": "raycluster", "rayclusters.ray.io": "raycluster",
+}
 
 
 def _age(timestamp: str | None) -> str:
@@ -129,7 +132,8 @@ class KubernetesObjects:
         namespace = self.target._namespace()
         serialize = self.target.api_client.sanitize_for_serialization
         if resource == "pod":
-            items = self._core().list_namespaced_pod(namespace, label_selector=kuberay.IS_RAY_NODE_LABEL).items
+            ray_pods = f"{kuberay.IS_RAY_NODE_LABEL}=yes"  # every pod KubeRay creates has it
+            items = self._core().list_namespaced_pod(namespace, label_selector=ray_pods).items
             return [serialize(i) for i in items]
         if resource == "service":
             return [serialize(i) for i in self._core().list_namespaced_service(namespace).items]
@@ -212,7 +216,7 @@ def output(resource: str, items: list[dict], fmt: str | None) -> str:
     if fmt == "yaml":
         return yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}, sort_keys=False)
     if fmt == "name":
-        kind = resource if resource in ("pod", "service") else f"{resource}.ray.io"
+        kind = resource if resource in ("pod", "service") else f"{resource}s.ray.io"
         return "\n".join(f"{kind}/{i['metadata']['name']}" for i in items)
     if not items:
         return "No resources found in default namespace."

@@ -400,9 +400,18 @@ def _events(objects, obj: dict) -> list[dict]:
     return obj.get("events") or []
 
 
+def _type_and_name(args) -> None:
+    """kubectl's TYPE/NAME form (`describe pod/x`, what `get -o name` prints) as TYPE NAME."""
+    if args.object is None:
+        if "/" not in args.resource:
+            raise ServelabError(f"name the {args.resource}: servelab {args.command} {args.resource} NAME")
+        args.resource, args.object = args.resource.split("/", 1)
+
+
 def cmd_describe(args) -> int:
     from servelab.cli import _kubectl as kubectl
 
+    _type_and_name(args)
     resource = _resource(args.resource)
     objects = _objects(args)
     obj = kubectl.find(objects.list(resource), args.object, resource)
@@ -440,6 +449,7 @@ def cmd_logs(args) -> int:
 def cmd_delete(args) -> int:
     from servelab.cli import _kubectl as kubectl
 
+    _type_and_name(args)
     if _resource(args.resource) != "pod":
         raise ServelabError("servelab delete takes pods (delete a RayService or RayCluster with servelab down)")
     objects = _objects(args)
@@ -554,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     desc = sub.add_parser("describe", help="kubectl describe: pod, rayservice, raycluster, service")
     desc.add_argument("resource")
-    desc.add_argument("object")
+    desc.add_argument("object", nargs="?", help="NAME (or give TYPE/NAME as one word)")
     desc.add_argument("--name", help="local: only this cluster")
     _target_options(desc)
     desc.set_defaults(func=cmd_describe)
@@ -569,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     delete = sub.add_parser("delete", help="kubectl delete pod: a worker pod dies; KubeRay re-creates it")
     delete.add_argument("resource")
-    delete.add_argument("object")
+    delete.add_argument("object", nargs="?", help="NAME (or give TYPE/NAME as one word)")
     delete.add_argument("--name", help="local: only this cluster")
     _target_options(delete)
     delete.set_defaults(func=cmd_delete)

@@ -52,7 +52,8 @@ OUTCOMES = (
     Goal("outcome", "Debug common Ray Serve failures by tracing symptoms through Kubernetes, "
          "KubeRay, Ray actors, Serve replicas and application logs",
          ("02-ray-and-kuberay", "08-monitoring-and-debugging", "10-packaging-for-production"),
-         ("lab4-rayservice-gpu:test_diagnosis", "lab6-fault-injection:test_layers_runtime",
+         ("lab4-rayservice-gpu:test_diagnosis", "lab4-rayservice-gpu:test_rollout",
+          "lab6-fault-injection:test_layers_runtime",
           "lab6-fault-injection:test_lost_state_replaced", "lab7-debug-by-layer:test_diagnosis_serve",
           "lab7-debug-by-layer:test_fixed_resources", "quiz-scenarios:test_route",
           "quiz-scenarios:test_upgrade_imports")),

@@ -159,6 +159,7 @@ def _unschedulable() -> str:
 def _pod(name: str, labels: dict, group_spec: dict, *, phase: str, ready: bool, started: float | None,
          node_id: str | None = None, note: str = "") -> dict:
     container = _container(group_spec.get("template"))
+    default_name = "ray-head" if labels.get(kuberay.NODE_TYPE_LABEL) == "head" else "ray-worker"
     annotations = {NOTE_ANNOTATION: note or "a Ray node on this machine; KubeRay re-creates a Ray pod instead "
                                             "of restarting its container, so restarts stay 0"}
     if node_id:
@@ -167,12 +168,12 @@ def _pod(name: str, labels: dict, group_spec: dict, *, phase: str, ready: bool, 
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels, "annotations": annotations,
                      **({"creationTimestamp": _iso(started)} if started else {})},
-        "spec": {"containers": [{"name": container.get("name", "ray-worker"), "image": container.get("image", ""),
+        "spec": {"containers": [{"name": container.get("name", default_name), "image": container.get("image", ""),
                                  "resources": container.get("resources") or {}}],
                  **({"nodeName": NODE_NAME} if phase != "Pending" else {})},
         "status": {"phase": phase,
                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-                   "containerStatuses": [{"name": container.get("name", "ray-worker"), "ready": ready,
+                   "containerStatuses": [{"name": container.get("name", default_name), "ready": ready,
                                           "restartCount": 0, "image": container.get("image", "")}]
                    if phase != "Pending" else []},
         "events": [],

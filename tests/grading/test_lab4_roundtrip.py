@@ -19,17 +19,25 @@ def gpu_misfits(manifest_text):
 '''
 
 
+# ...and the rollout check trusts KubeRay's Ready alone: True for a live service, so the visible
+# test passes, but Ready stays True after a bad in-place update (rayservice_controller.go).
+READY_ONLY_ROLLOUT = '''
+def rollout_ok(report):
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in report["conditions"])
+'''
+
+
 @pytest.fixture(scope="module")
 def graded():
-    return grading.roundtrip(LAB, {"naive": {"diagnose": NAIVE_DIAGNOSIS}})
+    return grading.roundtrip(LAB, {"naive": {"diagnose": NAIVE_DIAGNOSIS, "rollout": READY_ONLY_ROLLOUT}})
 
 
 def test_solution_full_marks_untouched_zero(graded):
-    check_extremes(graded, 10)
+    check_extremes(graded, 12)
 
 
-def test_a_naive_diagnosis_fails_only_the_hidden_manifests(graded):
+def test_naive_helpers_lose_exactly_their_cells(graded):
     assert graded["naive"].cells == {
         "test_manifest": 2.0, "test_ready": 2.0, "test_gpu_placement": 2.0,
-        "test_endpoint": 2.0, "test_diagnosis": 0.0,
+        "test_endpoint": 2.0, "test_diagnosis": 0.0, "test_rollout": 0.0,
     }, graded["naive"]
