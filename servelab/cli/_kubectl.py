@@ -69,50 +69,10 @@ class LocalObjects:
                 return cluster
         raise ServelabError(f"no running local cluster holds {obj['metadata']['name']}", layer="Ray runtime")
 
-    def _each(self):
-        from servelab.targets import _local as local
+    def list(self, resource: str) -> list[dict]:
         from servelab.targets import _local_objects as objects
 
-        for cluster in self.clusters:
-            report = local.status(cluster)
-            yield cluster, report, objects
-
-    def list(self, resource: str) -> list[dict]:
-        out = []
-        for cluster, report, objects in self._each():
-            state = objects.manifest_state(cluster)
-            kind = report.get("kind", "RayCluster")
-            if resource == "pod":
-                serving = kind == "RayService" and report.get("numServeEndpoints", 0) > 0
-                out += objects.pods(cluster, head_serving=serving if kind == "RayService" else None, state=state)
-            elif resource == "service":
-                serve_service = bool((report.get("activeServiceStatus") or {}).get("rayClusterName"))
-                out += objects.services(cluster, serve_service=serve_service, state=state)
-            elif resource == "rayservice" and kind == "RayService":
-                out.append(self._object(cluster, report, state, "RayService"))
-            elif resource == "raycluster":
-                name = objects.ray_cluster_name(cluster, state)
-                cluster_status = report if kind == "RayCluster" else (
-                    report.get("activeServiceStatus") or report.get("pendingServiceStatus") or {}).get(
-                    "rayClusterStatus", {})
-                out.append(self._object(cluster, {k: v for k, v in cluster_status.items()}, state, "RayCluster",
-                                        name=name))
-        return out
-
-    @staticmethod
-    def _object(cluster, report: dict, state: dict, kind: str, name: str | None = None) -> dict:
-        doc = state.get("doc") or {}
-        if kind == "RayCluster" and doc.get("kind") == "RayService":
-            spec = doc["spec"]["rayClusterConfig"]
-        else:
-            spec = doc.get("spec") or {}
-        status = {k: v for k, v in report.items() if k not in ("kind", "name", "placement", "nodes", "layer",
-                                                                "applicationStatuses")}
-        return {"apiVersion": "ray.io/v1", "kind": kind,
-                "metadata": {"name": name or cluster.name, "namespace": "default",
-                             "generation": state.get("generation", 1),
-                             "creationTimestamp": kuberay.now_rfc3339(cluster._owner_started or time.time())},
-                "spec": spec, "status": status}
+        return objects.list_objects(self.clusters, resource)
 
 
 class KubernetesObjects:

@@ -40,7 +40,13 @@ def _print_report(report: dict) -> None:
     print(f"  Ready={ready['status']} ({ready['reason']}){': ' + ready['message'] if ready.get('message') else ''}")
     if report.get("layer"):
         print(f"  look at the {report['layer']} layer first")
-    for app_name, app in ((report.get("activeServiceStatus") or {}).get("applicationStatuses") or {}).items():
+    for key in ("activeServiceStatus", "pendingServiceStatus"):
+        part = report.get(key) or {}
+        if part.get("rayClusterName"):
+            print(f"  {key[:-len('ServiceStatus')]} cluster: {part['rayClusterName']}")
+    from servelab.targets._local_status import applications
+
+    for app_name, app in applications(report).items():
         print(f"  app {app_name} [{app.get('status')}]")
         for dep_name, dep in (app.get("serveDeploymentStatuses") or {}).items():
             print(f"    {dep_name} [{dep.get('status')}] {dep.get('message') or ''}".rstrip())
@@ -173,7 +179,9 @@ def cmd_up(args) -> int:
     view = _view(target, args)
     if not args.manifest:
         return view.up_without_manifest()
-    handle = target.up(args.manifest, timeout=args.timeout)
+    if args.replace and not isinstance(target, targets.LocalTarget):
+        raise ServelabError("--replace is for the local target: KubeRay upgrades by upgradeStrategy.type")
+    handle = target.up(args.manifest, timeout=args.timeout, **({"upgrade": "replace"} if args.replace else {}))
     if args.wait and view.up_waits:
         _print_report(target.wait_ready(handle, timeout=args.timeout))
     urls = target.endpoints(handle)
@@ -478,8 +486,7 @@ def cmd_env(args) -> int:
     if not args.shell and not args.json:
         envcheck.print_report()
         return 0
-    cluster = _local_cluster(args.name)
-    values = cli_environment(cluster)
+    values = _local_cluster(args.name).cli_env()
     if args.json:
         import json
 
@@ -489,13 +496,6 @@ def cmd_env(args) -> int:
 
         print("\n".join(f"export {k}={shlex.quote(v)}" for k, v in values.items()))
     return 0
-
-
-def cli_environment(cluster: LocalRay) -> dict[str, str]:
-    """What `ray` and `serve` need to talk to this cluster unchanged: its address, its token,
-    and Ray's own switches that keep the node address on 127.0.0.1."""
-    return {**cluster.ray_env(), "RAY_ADDRESS": cluster.gcs_address, "RAY_DASHBOARD_ADDRESS": cluster.dashboard_url,
-            "RAY_API_SERVER_ADDRESS": cluster.dashboard_url}
 
 
 def _target_options(parser, target: bool = True) -> None:
@@ -520,6 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--gpus", type=int, default=0, help="logical GPUs to advertise")
     up.add_argument("--timeout", type=float, default=300)
     up.add_argument("--wait", action="store_true", help="kubernetes: wait for the Ready condition")
+    up.add_argument("--replace", action="store_true",
+                    help="local: a rayClusterConfig change stops the cluster and starts the new one (downtime) "
+                         "instead of KubeRay's pending cluster (two clusters at once)")
     _target_options(up)
     up.set_defaults(func=cmd_up)
 

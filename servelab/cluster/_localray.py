@@ -92,6 +92,7 @@ class LocalRay:
         die_with_owner: bool = True,
         autoscale: dict | None = None,
         profile: str | None = None,
+        service_port: int | None = None,
     ):
         self.name = name
         self.num_cpus = num_cpus if num_cpus is not None else max(4, os.cpu_count() or 1)
@@ -102,6 +103,9 @@ class LocalRay:
         self.autoscale = autoscale  # a RayCluster spec: run Ray's autoscaler over its worker groups
         self.autoscaler_warnings: list[str] = []
         self.profile = profiles.choose(profile)  # SERVELAB_PROFILE, or by available memory
+        # A RayService's clusters sit behind its serve Service (cluster/_service.py): serve_url is
+        # the Service's stable port, proxy_url this cluster's own Serve proxy.
+        self.service_port = service_port
         self.dir: Path | None = None
         self.ports: Ports | None = None
         self.owner_pid: int | None = None
@@ -120,6 +124,12 @@ class LocalRay:
 
     @property
     def serve_url(self) -> str:
+        """Where clients send requests: the RayService's serve Service, else this cluster's proxy."""
+        return f"http://{LOOPBACK}:{self.service_port}" if self.service_port else self.proxy_url
+
+    @property
+    def proxy_url(self) -> str:
+        """This cluster's own Serve HTTP proxy (the head's, as KubeRay's health check reaches it)."""
         return f"http://{LOOPBACK}:{self._ports.serve}"
 
     @property
@@ -170,6 +180,13 @@ class LocalRay:
             **self.profile.env,
         }
 
+    def cli_env(self) -> dict[str, str]:
+        """What Ray's own CLIs (`ray`, `serve`) need to talk to this cluster unchanged: its GCS
+        and dashboard addresses, its token, and the switches that keep Ray on 127.0.0.1.
+        A shell: eval "$(servelab env --shell --name NAME)"; a notebook: os.environ.update(cluster.cli_env())."""
+        return {**self.ray_env(), "RAY_ADDRESS": self.gcs_address, "RAY_DASHBOARD_ADDRESS": self.dashboard_url,
+                "RAY_API_SERVER_ADDRESS": self.dashboard_url}
+
     def _node_env(self) -> dict[str, str]:
         """Environment for this cluster's node launchers, and so for all its Ray processes:
         ray_env(), the marker that finds them, and servelab/cluster/ray_site first on PYTHONPATH."""
@@ -192,7 +209,9 @@ class LocalRay:
         return self._start_once(timeout, show)
 
     def _start_once(self, timeout: float, show: bool) -> "LocalRay":
-        self.ports = choose_ports()  # before anything is created: a PortError leaves nothing behind
+        # before anything is created: a PortError leaves nothing behind
+        self.ports = choose_ports(serve_free=self.service_port is not None,
+                                  exclude={self.service_port} if self.service_port else None)
         self.root.mkdir(parents=True, exist_ok=True)
         # Short on purpose (the name lives in cluster.json): see _SOCKET_SUFFIX_LEN.
         self.dir = Path(tempfile.mkdtemp(prefix="c", dir=self.root))
@@ -285,7 +304,7 @@ class LocalRay:
         def proxy_answers():
             # With no application yet, a healthy proxy says 503 "Route table is
             # not populated yet"; /-/healthz turns 200 once an app is deployed.
-            r = requests.get(f"{self.serve_url}/-/healthz", timeout=2)
+            r = requests.get(f"{self.proxy_url}/-/healthz", timeout=2)
             return r.status_code == 200 or "route table" in r.text.lower()
 
         wait_for(proxy_answers, what="Serve HTTP proxy", layer="Serve", timeout=timeout,
@@ -454,6 +473,7 @@ class LocalRay:
             "num_gpus": self.num_gpus,
             "profile": self.profile.name,
             "workers": self.workers,
+            "service_port": self.service_port,
         }
         (self._dir / STATE_FILE).write_text(json.dumps(state, indent=2))
 
@@ -461,7 +481,8 @@ class LocalRay:
     def from_state(cls, path: str | os.PathLike) -> "LocalRay":
         state = json.loads(Path(path).read_text())
         cluster = cls(state["name"], num_cpus=state["num_cpus"], num_gpus=state["num_gpus"],
-                      root=Path(state["dir"]).parent, profile=state.get("profile", "default"))
+                      root=Path(state["dir"]).parent, profile=state.get("profile", "default"),
+                      service_port=state.get("service_port"))
         cluster.dir = Path(state["dir"])
         cluster.ports = Ports(**state["ports"])
         cluster.owner_pid = state["owner_pid"]

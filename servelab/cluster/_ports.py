@@ -85,6 +85,11 @@ class Ports:
         return asdict(self)
 
 
+def visible_port(kind: str, taken: set[int] | None = None, env: dict | None = None) -> int:
+    """The port people see for `kind` ("serve", "dashboard", "metrics"), as `choose_ports` picks it."""
+    return _visible_port(kind, set(taken or ()), dict(os.environ if env is None else env))
+
+
 def _visible_port(kind: str, taken: set[int], env: dict) -> int:
     var, default = VISIBLE_PORTS[kind]
     if env.get(var):
@@ -117,13 +122,15 @@ NODE_PORT_KINDS = ("node_manager", "object_manager", "dashboard_agent_http",
                    "dashboard_agent_grpc", "runtime_env_agent")
 
 
-def choose_ports(env: dict | None = None) -> Ports:
-    """Pick a full, non-overlapping set of ports for one Ray head node."""
+def choose_ports(env: dict | None = None, *, serve_free: bool = False, exclude: set[int] | None = None) -> Ports:
+    """Pick a full, non-overlapping set of ports for one Ray head node, none in `exclude`.
+    serve_free: the Serve proxy's port is any free one (a RayService's serve Service holds
+    the visible one, servelab.cluster._service)."""
     env = dict(os.environ if env is None else env)
-    taken: set[int] = set()
+    taken: set[int] = set(exclude or ())
     visible: dict[str, int] = {}
     for kind in VISIBLE_PORTS:
-        visible[kind] = _visible_port(kind, taken, env)
+        visible[kind] = free_port(taken) if kind == "serve" and serve_free else _visible_port(kind, taken, env)
         taken.add(visible[kind])
     return Ports(**visible, **_node_ports(("gcs", "client_server") + NODE_PORT_KINDS, taken))
 

@@ -57,8 +57,14 @@ def start_for_fixture(request, **options) -> LocalRay:
 
 
 def owned_by_fixture(cluster: LocalRay) -> LocalRay:
-    """Declare a cluster that a fixture keeps alive across tests (and stops itself)."""
+    """Declare a cluster that a fixture keeps alive across tests (and stops itself), with the
+    serve Service of its RayService if it has one (servelab.cluster._service)."""
+    from servelab.cluster import _service as service
+
     _fixture_dirs.add(str(cluster.dir))
+    folder = service.folder_of(cluster.dir)
+    if folder is not None:
+        _fixture_dirs.add(str(folder))
     return cluster
 
 

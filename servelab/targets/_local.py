@@ -16,23 +16,25 @@ behind the `Target` interface the Kubernetes target shares.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
-import requests
 import yaml
 
-from servelab.clients._serve import ServeAPIError, running_by_group
 from servelab.clients._state import GROUP_LABEL, node_group
-from servelab.cluster._localray import AUTOSCALER_CONFIG, PROXY_LOCATION, LocalRay, max_nodes
-from servelab.cluster._ports import LOOPBACK
+from servelab.cluster import _service as service
+from servelab.cluster._localray import AUTOSCALER_CONFIG, PROXY_LOCATION, LocalRay, default_root, max_nodes
+from servelab.cluster._ports import LOOPBACK, visible_port
+from servelab.errors import ServelabError
 from servelab.manifests import placement
 from servelab.observe._waiting import Failed, Stuck, wait_for
 from servelab.targets import _kuberay as kuberay
 from servelab.targets import _local_objects as objects
 from servelab.targets._base import Target
+from servelab.targets._local_status import applications, cluster_at, status
 from servelab.targets._manifest import ManifestError, read_manifest  # noqa: F401  (ManifestError is part of this API)
-from servelab.targets._vocabulary import condition, diagnose_applications, is_ready, ready_condition
+from servelab.targets._vocabulary import condition, is_ready, ready_condition
 
 MANIFEST_STATE = objects.MANIFEST_STATE
 
@@ -44,7 +46,20 @@ def _parts(doc: dict) -> tuple[dict, dict | None]:
     return spec, None
 
 
+def _service_of(name: str) -> Path | None:
+    return service.find(default_root(), name)
+
+
 def find(name: str) -> LocalRay | None:
+    """The running cluster `name` stands for: a RayService's active cluster (its pending one
+    before the first switch), else the cluster of that name."""
+    folder = _service_of(name)
+    if folder is not None:
+        svc = service.read(folder)
+        for key in ("active", "pending"):
+            cluster = cluster_at(svc.get(key))
+            if cluster is not None:
+                return cluster
     for cluster in LocalRay.find():
         if cluster.name == name:
             return cluster
@@ -52,7 +67,7 @@ def find(name: str) -> LocalRay | None:
 
 
 def up(path: str | Path, *, show: bool = True, timeout: float = 300,
-       die_with_owner: bool = True) -> LocalRay:
+       die_with_owner: bool = True, upgrade: str | None = None) -> LocalRay:
     """Bring a manifest up (idempotent), deciding as KubeRay decides (servelab.targets._kuberay):
 
     - a new name: a new cluster;
@@ -60,9 +75,12 @@ def up(path: str | Path, *, show: bool = True, timeout: float = 300,
     - `rayClusterConfig` changed only in replicas/minReplicas/maxReplicas (or groups appended
       at the end): the running cluster is scaled in place, nodes added or removed;
     - any other cluster change: `upgradeStrategy.type` decides. `None`: nothing happens, and
-      `up` says so. `NewCluster` (the default): KubeRay would prepare a pending cluster beside
-      the active one; this local target cannot run two clusters of one RayService yet, so it
-      says so and replaces the cluster (downtime), and the status says that too.
+      `up` says so. `NewCluster` (the default): a pending cluster starts beside the active one,
+      the applications are deployed there, the serve Service (the stable `serve_url`) moves to
+      it once they are all RUNNING, and the old cluster is deleted after
+      `rayClusterDeletionDelaySeconds` (60 s by default); `up` returns the new cluster once
+      traffic switched. Two clusters need twice the memory: on the small profile `up` refuses
+      unless `upgrade="replace"` (stop, then start: downtime, and said so).
     - a RayCluster whose pod templates changed: not applied to running pods (KubeRay's
       default), unless its `upgradeStrategy.type` is `Recreate`.
 
@@ -101,38 +119,129 @@ def up(path: str | Path, *, show: bool = True, timeout: float = 300,
             print(f"{name}: rayClusterConfig changed, but upgradeStrategy.type is None: KubeRay leaves the running "
                   "cluster as it is, and so does the local target (delete the RayService and re-create it to apply)")
         return _update_in_place(cluster, doc, old_doc, show, timeout, keep_cluster_spec=True)
-    if show:
-        print(f"{name}: rayClusterConfig changed: KubeRay ({strategy}) would bring up a pending RayCluster beside "
-              f"the active one and switch traffic once its applications are RUNNING. {LOCAL_UPGRADE_LIMIT}")
-    cluster.stop(show=show)
-    return _create(doc, show, timeout, die_with_owner, generation=have.get("generation", 1) + 1,
-                   note=LOCAL_UPGRADE_LIMIT)
+    if upgrade not in (None, "pending", "replace"):
+        raise ServelabError(f"upgrade={upgrade!r}: use 'pending' (KubeRay's NewCluster) or 'replace'")
+    if upgrade == "replace":
+        if show:
+            print(f"{name}: rayClusterConfig changed: replacing the cluster as asked (stop, then start: "
+                  "downtime; KubeRay's NewCluster upgrade would have none)")
+        folder = Path(have["service"]) if have.get("service") else None
+        port = service.read(folder).get("port") if folder else None
+        cluster.stop(show=show)
+        if folder is not None:
+            service.stop(folder)  # the new one takes the same port: serve_url stays
+        return _create(doc, show, timeout, die_with_owner, generation=have.get("generation", 1) + 1,
+                       note=LOCAL_REPLACED, port=port)
+    return _upgrade(cluster, doc, show, timeout, die_with_owner)
 
 
-LOCAL_ENDPOINTS_NOTE = ("numServeEndpoints counts the head pod only: every node here shares 127.0.0.1, so Serve's "
-                        "proxy runs on the head alone (on KubeRay, worker pods whose proxy passes the readiness "
-                        "probe count too).")
-LOCAL_UPGRADE_LIMIT = ("The local target runs one cluster per RayService, so it replaces the cluster instead: "
-                       "the service is down until the new one is Ready (on KubeRay: no downtime).")
+LOCAL_REPLACED = ("The last rayClusterConfig change replaced the cluster (upgrade='replace'): the service was down "
+                  "until the new one was Ready; KubeRay's NewCluster upgrade has no downtime.")
+TWO_CLUSTERS = ("A NewCluster upgrade runs two clusters at once: the pending one beside the active one, until "
+                "traffic switched and the old one is deleted.")
 
 
 def _create(doc: dict, show: bool, timeout: float, die_with_owner: bool, generation: int = 1,
-            note: str = "") -> LocalRay:
+            note: str = "", port: int | None = None) -> LocalRay:
     name = doc["metadata"]["name"]
     cluster_spec, serve_config = _parts(doc)
-    cluster = _start(name, cluster_spec, show, timeout, die_with_owner)
+    if doc["kind"] != "RayService":
+        cluster = _start(name, cluster_spec, show, timeout, die_with_owner)
+        try:
+            objects.write_manifest_state(cluster, {"doc": doc, "generation": generation, "note": note,
+                                                   "rayClusterName": name, "desired": _desired(cluster_spec)})
+        except BaseException:
+            cluster.stop(show=False, keep_logs=True)
+            raise
+        return cluster
+    # A RayService: its serve Service first (the stable port), then its first cluster, which
+    # is pending until its applications are RUNNING, as KubeRay starts every RayService.
+    folder = service.create(default_root(), name, port or visible_port("serve"), kuberay.deletion_delay_s(doc["spec"]))
+    cluster = None
     try:
-        state = {"doc": doc, "generation": generation, "note": note,
-                 "rayClusterName": kuberay.ray_cluster_name(name, str(cluster.dir))
-                 if doc["kind"] == "RayService" else name,
-                 "desired": _desired(cluster_spec)}
-        objects.write_manifest_state(cluster, state)
-        if serve_config is not None:
-            _deploy(cluster, serve_config, show)
+        cluster = _start(name, cluster_spec, show, timeout, die_with_owner, service_port=service.read(folder)["port"])
+        _record(cluster, doc, generation, folder)
+        with service.locked(folder) as svc:
+            svc.update(pending=str(cluster.dir), doc=doc, generation=generation, note=note)
+        service.start(folder, os.environ)
+        _deploy(cluster, serve_config, show)
     except BaseException:
-        cluster.stop(show=False, keep_logs=True)
+        if cluster is not None:
+            cluster.stop(show=False, keep_logs=True)
+        service.stop(folder)
         raise
     return cluster
+
+
+def _record(cluster: LocalRay, doc: dict, generation: int, folder: Path) -> None:
+    """What a RayService's cluster keeps about itself: the manifest it was made from, its
+    RayCluster name (`<service>-<5 chars>`, GenerateRayClusterName), its service folder."""
+    name = doc["metadata"]["name"]
+    objects.write_manifest_state(cluster, {
+        "doc": doc, "generation": generation, "service": str(folder),
+        "rayClusterName": kuberay.ray_cluster_name(name, str(cluster.dir)),
+        "desired": _desired(doc["spec"]["rayClusterConfig"])})
+
+
+def _upgrade(active: LocalRay, doc: dict, show: bool, timeout: float, die_with_owner: bool) -> LocalRay:
+    """KubeRay's NewCluster upgrade (rayservice_controller.go): a pending cluster beside the
+    active one; the serve Service moves to it once its applications are all RUNNING."""
+    name = doc["metadata"]["name"]
+    state = objects.manifest_state(active)
+    folder = Path(state["service"])
+    if active.profile.name == "small":
+        raise ServelabError(
+            f"{name}: rayClusterConfig changed, and KubeRay's NewCluster upgrade needs a second cluster beside the "
+            f"running one; the small profile has no memory for two. {TWO_CLUSTERS}",
+            layer="KubeRay",
+            hint="choose: local.up(FILE, upgrade='replace') or `servelab up FILE --replace` stops the cluster and "
+                 "starts the new one (downtime); or run with SERVELAB_PROFILE=default where memory allows")
+    svc = service.read(folder)
+    stale = cluster_at(svc.get("pending"))
+    if stale is not None:  # an earlier pending cluster that never took traffic: KubeRay replaces it too
+        if show:
+            print(f"{name}: replacing the pending cluster of an earlier change")
+        stale.stop(show=False)
+    generation = svc.get("generation", 1) + 1
+    cluster_spec, serve_config = _parts(doc)
+    old_name = objects.ray_cluster_name(active)
+    if show:
+        print(f"{name}: rayClusterConfig changed: preparing a pending RayCluster beside {old_name} "
+              f"(upgradeStrategy {kuberay.upgrade_type(doc['spec'])}); {old_name} keeps serving meanwhile")
+    pending = _start(name, cluster_spec, show, timeout, die_with_owner, service_port=svc["port"])
+    try:
+        _record(pending, doc, generation, folder)
+        with service.locked(folder) as svc:
+            svc.update(pending=str(pending.dir), doc=doc, generation=generation, note="",
+                       deletionDelaySeconds=kuberay.deletion_delay_s(doc["spec"]))
+        _deploy(pending, serve_config, show)
+        new_name = objects.ray_cluster_name(pending)
+
+        def switched():
+            if service.read(folder).get("active") == str(pending.dir):
+                return True
+            apps = pending.serve_api.applications()
+            for app_name, app in apps.items():
+                if app.get("status") == "DEPLOY_FAILED":
+                    raise Failed("application code", f"the pending cluster {new_name} cannot run application "
+                                 f"{app_name!r}: {app.get('message', '')[-600:]}",
+                                 hint=f"{old_name} still serves; fix the manifest and `up` it again")
+            return False
+
+        wait_for(switched, what=f"{new_name}: applications RUNNING, then the serve Service switches",
+                 layer="Serve", timeout=timeout, show=show)
+    except Failed:
+        raise  # KubeRay keeps the pending cluster and keeps trying; so does its status here
+    except BaseException:
+        pending.stop(show=False, keep_logs=True)
+        with service.locked(folder) as svc:
+            svc["pending"] = None
+        raise
+    if show:
+        delay = service.read(folder).get("deletionDelaySeconds")
+        print(f"{name}: traffic switched to {new_name}; {old_name} is deleted in {delay:g}s "
+              "(rayClusterDeletionDelaySeconds)")
+    return pending
 
 
 def _update_in_place(cluster: LocalRay, doc: dict, old_doc: dict, show: bool, timeout: float,
@@ -158,10 +267,15 @@ def _update_in_place(cluster: LocalRay, doc: dict, old_doc: dict, show: bool, ti
         if show:
             print(f"{cluster.name}: serveConfigV2 changed: submitting it to the running cluster (in place)")
         _deploy(cluster, serve_config, show)
+    folder = Path(state["service"]) if state.get("service") else None
+    generation = service.read(folder).get("generation", 1) if folder else state.get("generation", 1)
     if doc != old_doc:
-        state["generation"] = state.get("generation", 1) + 1  # metadata.generation: every spec change
-    state["doc"] = applied
+        generation += 1  # metadata.generation: every spec change
+    state.update(doc=applied, generation=generation)
     objects.write_manifest_state(cluster, state)
+    if folder is not None:
+        with service.locked(folder) as svc:
+            svc.update(doc=applied, generation=generation)
     if show and not changed and doc == old_doc:
         print(f"{cluster.name}: already up and unchanged")
     return cluster
@@ -217,12 +331,13 @@ def _remove_workers(cluster: LocalRay, group: str, count: int) -> None:
         faults.stop_node(node)
 
 
-def _start(name: str, cluster_spec: dict, show: bool, timeout: float, die_with_owner: bool) -> LocalRay:
+def _start(name: str, cluster_spec: dict, show: bool, timeout: float, die_with_owner: bool,
+           service_port: int | None = None) -> LocalRay:
     shapes = placement.node_shapes(cluster_spec)
     head = shapes[0]
     autoscale = bool(cluster_spec.get("enableInTreeAutoscaling"))
     cluster = LocalRay(name, num_cpus=int(head.cpus), num_gpus=int(head.gpus), memory=head.memory,
-                       die_with_owner=die_with_owner,
+                       die_with_owner=die_with_owner, service_port=service_port,
                        autoscale=cluster_spec if autoscale else None)
     cluster.start(timeout=timeout, show=show)
     try:
@@ -283,103 +398,6 @@ def _deploy(cluster: LocalRay, serve_config: dict, show: bool) -> None:
     cluster.serve_api.deploy(config)
 
 
-KUBERAY_STATE = "kuberay.json"  # what KubeRay keeps in the object's status between reconciles
-
-
-def _proxy_healthy(cluster: LocalRay) -> bool:
-    """KubeRay's head-pod proxy health check (updateHeadPodServeLabel): GET /-/healthz on the
-    head's serving port answers 200."""
-    try:
-        return requests.get(f"{cluster.serve_url}/-/healthz", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
-def status(cluster: LocalRay) -> dict:
-    """The object's status as KubeRay 1.7 computes it (servelab.targets._kuberay), from what
-    runs here, plus servelab's own reading: `layer` (None when nothing is wrong, else the layer
-    to look at first), `placement` (replicas by group), `nodes` (Ray nodes by group), and
-    `localTarget` (what the local target does differently, if anything).
-
-    RayService: conditions (Ready from numServeEndpoints; UpgradeInProgress), activeServiceStatus
-    and pendingServiceStatus (rayClusterName, applicationStatuses, rayClusterStatus),
-    numServeEndpoints, observedGeneration, serviceStatus. RayCluster: state, replica counts,
-    desired resources, conditions (HeadPodReady, RayClusterProvisioned). A cluster started
-    without a manifest reports as the RayCluster it is.
-    """
-    state = objects.manifest_state(cluster)
-    kind = (state.get("doc") or {}).get("kind", "RayCluster")
-    saved_path = cluster.dir / KUBERAY_STATE
-    try:
-        saved = json.loads(saved_path.read_text())
-    except (OSError, ValueError):
-        saved = {}
-    try:
-        groups = {n["node_id"]: node_group(n) for n in cluster.nodes()}
-        apps = cluster.serve_api.applications()  # Serve runs on every local cluster
-    except (ServeAPIError, requests.RequestException) as exc:
-        return {"kind": kind, "name": cluster.name, "layer": "Ray runtime",
-                "conditions": [condition(False, "ServeUnreachable", str(exc))]}
-    statuses = kuberay.app_statuses(apps)
-    placement_by_dep = {f"{a}/{d}": running_by_group(dep, groups)
-                        for a, app in apps.items() for d, dep in (app.get("deployments") or {}).items()}
-    serving = _proxy_healthy(cluster) if kind == "RayService" else None
-    pods = objects.pods(cluster, head_serving=serving, state=state)
-    generation = state.get("generation", 1)
-    cluster_spec = _parts(state["doc"])[0] if state.get("doc") else {}
-    cluster_status = kuberay.raycluster_status(objects.ray_cluster_name(cluster, state), cluster_spec, pods,
-                                               saved.get("rayClusterStatus"), generation)
-    report = {"kind": kind, "name": cluster.name, "placement": placement_by_dep,
-              "nodes": dict(Counter(groups.values()))}
-    if kind == "RayCluster":
-        report.update(cluster_status)
-        # servelab's own reading, kept apart from KubeRay's conditions: is anything wrong?
-        layer = None if all(p["status"]["phase"] == "Running" for p in pods) else "Kubernetes"
-        if layer is None and statuses and not kuberay.applications_ready(statuses):
-            layer = diagnose_applications(statuses)[0]
-        report["layer"] = layer
-        report["applicationStatuses"] = statuses
-        saved["rayClusterStatus"] = cluster_status
-    else:
-        # KubeRay creates the serve Service once the cluster's applications are all RUNNING
-        # (reconcileServe -> reconcileServicesToReadyCluster); from then on the cluster is the
-        # active one, and the head pod is an endpoint while its proxy health check passes.
-        if kuberay.applications_ready(statuses):
-            saved["serveService"] = True
-        active = saved.get("serveService", False)
-        name = objects.ray_cluster_name(cluster, state)
-        endpoints = 1 if (active and serving) else 0
-        conditions = kuberay.calculate_conditions(saved.get("conditions") or [], num_serve_endpoints=endpoints,
-                                                  active_cluster=name if active else "",
-                                                  pending_cluster="" if active else name,
-                                                  generation=generation)
-        service_status = {"rayClusterName": name, "applicationStatuses": statuses,
-                          "rayClusterStatus": cluster_status}
-        ready = kuberay.condition_is_true(conditions, kuberay.READY)
-        # Ready first: lessons and checks read conditions[0] (KubeRay sets Ready before UpgradeInProgress)
-        report.update({
-            "conditions": conditions,
-            "activeServiceStatus": service_status if active else {},
-            "pendingServiceStatus": {} if active else service_status,
-            "numServeEndpoints": endpoints,
-            "observedGeneration": generation,
-            "serviceStatus": kuberay.SERVICE_RUNNING if ready else kuberay.SERVICE_NOT_RUNNING,
-        })
-        # servelab's reading: Ready can be True while an update failed (the old version serves)
-        report["layer"] = None if kuberay.applications_ready(statuses) else diagnose_applications(statuses)[0]
-        saved.update(conditions=conditions, rayClusterStatus=cluster_status)
-    notes = [state["note"]] if state.get("note") else []
-    if kind == "RayService":
-        notes.append(LOCAL_ENDPOINTS_NOTE)
-    report["localTarget"] = " ".join(notes)
-    if report.get("kind") == "RayService" and not report["activeServiceStatus"]:
-        # before the first switch, KubeRay shows the applications under pendingServiceStatus;
-        # servelab's readers look under activeServiceStatus, so both carry them
-        report["activeServiceStatus"] = {"applicationStatuses": statuses}
-    saved_path.write_text(json.dumps(saved))
-    return report
-
-
 def wait_ready(cluster: LocalRay, *, timeout: float = 300, show: bool = True) -> dict:
     """Wait for the Ready condition, as KubernetesTarget.wait_ready does. Before the first
     Ready, a deploy that failed ends the wait at once, and the error names the layer the status
@@ -392,7 +410,7 @@ def wait_ready(cluster: LocalRay, *, timeout: float = 300, show: bool = True) ->
         last.update(status(cluster))
         if is_ready(last):
             return dict(last)
-        apps = (last.get("activeServiceStatus") or {}).get("applicationStatuses") or {}
+        apps = applications(last)
         for name, app in apps.items():
             if app.get("status") == "DEPLOY_FAILED":  # a Failed ends the wait at once
                 raise Failed(last.get("layer") or "application code",
@@ -419,7 +437,7 @@ def wait_running(cluster: LocalRay, *, timeout: float = 300, show: bool = True) 
     def running():
         last.clear()
         last.update(status(cluster))
-        apps = (last.get("activeServiceStatus") or {}).get("applicationStatuses") or {}
+        apps = applications(last)
         for name, app in apps.items():
             if app.get("status") == "DEPLOY_FAILED":
                 raise Failed(last.get("layer") or "application code",
@@ -436,11 +454,15 @@ def wait_running(cluster: LocalRay, *, timeout: float = 300, show: bool = True) 
 
 
 def down(name: str) -> bool:
-    cluster = find(name)
-    if cluster is None:
-        return False
-    cluster.stop()
-    return True
+    """Stop every cluster of `name` (a RayService's active, pending and deleting ones) and its
+    serve Service; False if nothing of that name ran."""
+    folder = _service_of(name)
+    clusters = [c for c in LocalRay.find() if c.name == name]
+    for cluster in clusters:
+        cluster.stop()
+    if folder is not None:
+        service.stop(folder)
+    return bool(clusters) or folder is not None
 
 
 class LocalTarget(Target):
@@ -462,8 +484,9 @@ class LocalTarget(Target):
         """The running cluster a name (or handle) stands for, or None."""
         return ref if isinstance(ref, LocalRay) else find(ref)
 
-    def up(self, path: str | Path, *, wait: bool = False, timeout: float = 300, show: bool = True) -> LocalRay:
-        cluster = up(path, show=show, timeout=timeout, die_with_owner=self.die_with_owner)
+    def up(self, path: str | Path, *, wait: bool = False, timeout: float = 300, show: bool = True,
+           upgrade: str | None = None) -> LocalRay:
+        cluster = up(path, show=show, timeout=timeout, die_with_owner=self.die_with_owner, upgrade=upgrade)
         if wait:
             wait_ready(cluster, timeout=timeout, show=show)
         return cluster
@@ -494,4 +517,4 @@ class LocalTarget(Target):
         return {"serve": cluster.serve_url, "dashboard": cluster.dashboard_url, "hint": ""}
 
     def names(self) -> list[str]:
-        return [cluster.name for cluster in LocalRay.find()]
+        return list(dict.fromkeys(cluster.name for cluster in LocalRay.find()))  # a RayService's clusters once

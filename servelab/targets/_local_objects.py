@@ -186,28 +186,68 @@ def _pod(name: str, labels: dict, group_spec: dict, *, phase: str, ready: bool, 
     return pod
 
 
-def services(cluster: LocalRay, *, serve_service: bool, state: dict | None = None) -> list[dict]:
-    """The Services KubeRay creates, with the local ports they stand for: the RayCluster's head
-    Service; for a RayService also its own head Service and the serve Service (created once
-    the cluster first took traffic, as KubeRay creates them)."""
-    state = manifest_state(cluster) if state is None else state
-    doc = state.get("doc") or {}
-    _, kind = _parts(doc)
-    name = ray_cluster_name(cluster, state)
+def _head_ports(cluster: LocalRay) -> list[dict]:
     ports = cluster.ports
-    head_ports = [{"name": "gcs-server", "port": 6379, "localPort": ports.gcs},
-                  {"name": "dashboard", "port": 8265, "localPort": ports.dashboard},
-                  {"name": "metrics", "port": 8080, "localPort": ports.metrics},
-                  {"name": "serve", "port": 8000, "localPort": ports.serve}]
-    head_selector = {kuberay.CLUSTER_LABEL: name, kuberay.NODE_TYPE_LABEL: "head"}
-    out = [_service(kuberay.head_service_name(name), head_selector, head_ports)]
-    if kind == "RayService" and serve_service:
-        owner = doc["metadata"]["name"]
-        out.append(_service(kuberay.head_service_name(owner), head_selector, head_ports))
-        out.append(_service(kuberay.serve_service_name(owner),
-                            {kuberay.CLUSTER_LABEL: name, kuberay.SERVE_LABEL: "true"},
-                            [{"name": "serve", "port": 8000, "localPort": ports.serve}]))
+    return [{"name": "gcs-server", "port": 6379, "localPort": ports.gcs},
+            {"name": "dashboard", "port": 8265, "localPort": ports.dashboard},
+            {"name": "metrics", "port": 8080, "localPort": ports.metrics},
+            {"name": "serve", "port": 8000, "localPort": ports.serve}]
+
+
+def _head_selector(name: str) -> dict:
+    return {kuberay.CLUSTER_LABEL: name, kuberay.NODE_TYPE_LABEL: "head"}
+
+
+def list_objects(clusters: list[LocalRay], resource: str) -> list[dict]:
+    """What the API server would list for `resource` ("pod", "service", "rayservice",
+    "raycluster") across these clusters: a RayService once, each of its clusters as a RayCluster."""
+    from servelab.cluster import _service as service
+    from servelab.targets import _local_status as local_status
+
+    out, services_seen = [], set()
+    for cluster in clusters:
+        state = manifest_state(cluster)
+        folder = state.get("service")
+        name = ray_cluster_name(cluster, state)
+        if resource == "pod":
+            out += pods(cluster, head_serving=local_status.proxy_healthy(cluster) if folder else None, state=state)
+        elif resource == "raycluster":
+            doc = state.get("doc") or {}
+            spec = doc.get("spec") or {}
+            spec = spec.get("rayClusterConfig", spec) if doc.get("kind") == "RayService" else spec
+            status = local_status.raycluster_status(cluster)
+            out.append(_ray_object("RayCluster", name, spec, status, state.get("generation", 1),
+                                   cluster._owner_started))
+        elif resource == "service":
+            out.append(_service(kuberay.head_service_name(name), _head_selector(name), _head_ports(cluster)))
+        if resource in ("service", "rayservice") and folder and folder not in services_seen:
+            services_seen.add(folder)
+            svc = service.read(Path(folder))
+            report = local_status.status(cluster)
+            doc = svc.get("doc") or state.get("doc") or {}
+            owner = svc.get("name", cluster.name)
+            if resource == "rayservice":
+                status = {k: v for k, v in report.items()
+                          if k not in ("kind", "name", "placement", "nodes", "layer")}
+                out.append(_ray_object("RayService", owner, doc.get("spec") or {}, status,
+                                       svc.get("generation", 1), cluster._owner_started))
+                continue
+            active = local_status.cluster_at(svc.get("active"))
+            if active is not None:  # KubeRay creates these once a cluster first took traffic
+                active_name = ray_cluster_name(active)
+                out.append(_service(kuberay.head_service_name(owner), _head_selector(active_name),
+                                    _head_ports(active)))
+                out.append(_service(kuberay.serve_service_name(owner),
+                                    {kuberay.CLUSTER_LABEL: active_name, kuberay.SERVE_LABEL: "true"},
+                                    [{"name": "serve", "port": 8000, "localPort": svc["port"]}]))
     return out
+
+
+def _ray_object(kind: str, name: str, spec: dict, status: dict, generation: int, created: float | None) -> dict:
+    return {"apiVersion": "ray.io/v1", "kind": kind,
+            "metadata": {"name": name, "namespace": NAMESPACE, "generation": generation,
+                         "creationTimestamp": _iso(created or time.time())},
+            "spec": spec, "status": status}
 
 
 def _service(name: str, selector: dict, ports: list[dict]) -> dict:

@@ -89,7 +89,8 @@ def test_pods_and_services_in_kubectls_vocabulary(service, capsys):
     services = {s["metadata"]["name"]: s for s in get(capsys, "services")}
     assert set(services) == {f"{cluster}-head-svc", "hello-gpu-head-svc", "hello-gpu-serve-svc"}
     serve_port = services["hello-gpu-serve-svc"]["spec"]["ports"][0]
-    assert (serve_port["port"], serve_port["localPort"]) == (8000, service.ports.serve)
+    assert (serve_port["port"], serve_port["localPort"]) == (8000, service.service_port)  # the stable URL
+    assert service.serve_url == f"http://127.0.0.1:{service.service_port}" != service.proxy_url
     [rayservice] = get(capsys, "rayservices")
     assert rayservice["status"]["numServeEndpoints"] == 1
 
@@ -176,21 +177,23 @@ def test_upgrade_strategy_none_leaves_the_cluster_alone(service, tmp_path, capsy
     assert "upgradeStrategy.type is None" in capsys.readouterr().out
 
 
-def test_a_pod_template_change_needs_a_new_cluster(service, tmp_path, capsys):
+def test_a_pod_template_change_replaced_when_asked(service, tmp_path, capsys):
+    # KubeRay's NewCluster upgrade (a pending cluster) is tested under load in
+    # test_rayservice_upgrade.py; upgrade="replace" is the local target's choice for small machines
     def new_image(doc):
         doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["image"] = \
             "rayproject/ray:2.60.0-py312"
 
     old_dir = str(service.dir)
     capsys.readouterr()
-    new = local.up(edited(tmp_path, new_image), show=True)
+    new = local.up(edited(tmp_path, new_image), show=True, upgrade="replace")
     try:
         said = capsys.readouterr().out
-        assert "would bring up a pending RayCluster" in said and "down until the new one is Ready" in said
-        assert new.owner_pid != service.owner_pid
+        assert "replacing the cluster as asked" in said and "downtime" in said
+        assert new.owner_pid != service.owner_pid and new.serve_url == service.serve_url
         assert processes.processes_under(old_dir) == []
         report = local.wait_ready(new, timeout=120, show=False)
-        assert "replaces the cluster" in report["localTarget"]
+        assert "replaced the cluster" in report["localTarget"]
         assert report["observedGeneration"] > 1
     finally:
         local.down(new.name)

@@ -155,7 +155,7 @@ def test_local_target_wraps_the_module_functions(monkeypatch):
     target = LocalTarget(die_with_owner=False)
     assert target.up("m.yaml", wait=True, timeout=7, show=False) is cluster
     assert target.status("rag") == {"name": "rag"}
-    assert calls == [("up", "m.yaml", {"show": False, "timeout": 7, "die_with_owner": False}),
+    assert calls == [("up", "m.yaml", {"show": False, "timeout": 7, "die_with_owner": False, "upgrade": None}),
                      ("wait_ready", cluster, {"timeout": 7, "show": False}),
                      ("status", cluster)]
     assert LocalTarget().die_with_owner is True  # as local.up's clusters: they end with this process
