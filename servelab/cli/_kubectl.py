@@ -207,6 +207,9 @@ def describe(resource: str, obj: dict, events: list[dict]) -> str:
         lines += [f"  {c['type']:<14} {c['status']}" for c in status.get("conditions") or []]
     else:
         lines.append(f"API Version:  {obj.get('apiVersion')}\nKind:         {obj.get('kind')}")
+        if spec:
+            lines.append("Spec:")
+            lines += ["  " + line for line in yaml.safe_dump(spec, sort_keys=False).splitlines()]
         lines.append("Status:")
         lines += ["  " + line for line in yaml.safe_dump(status, sort_keys=False).splitlines()]
     lines.append("Events:")

@@ -55,7 +55,8 @@ OUTCOMES = (
          ("lab4-rayservice-gpu:test_diagnosis", "lab4-rayservice-gpu:test_rollout",
           "lab6-fault-injection:test_layers_runtime",
           "lab6-fault-injection:test_lost_state_replaced", "lab7-debug-by-layer:test_diagnosis_serve",
-          "lab7-debug-by-layer:test_fixed_resources", "quiz-scenarios:test_route",
+          "lab7-debug-by-layer:test_fixed_resources", "lab7-debug-by-layer:test_fixed_vision",
+          "quiz-scenarios:test_route",
           "quiz-scenarios:test_upgrade_imports")),
     Goal("outcome", "Evaluate when Ray Serve fits better than KServe, Triton, Seldon Core or a "
          "plain HTTP service",
@@ -87,6 +88,7 @@ CRITERIA = (
          "runtime, Ray Serve or application code",
          ("08-monitoring-and-debugging",),
          ("lab7-debug-by-layer:test_diagnosis_import", "lab7-debug-by-layer:test_diagnosis_resources",
+          "lab7-debug-by-layer:test_diagnosis_outer",
           "lab6-fault-injection:test_layers_application", "quiz-scenarios:test_upgrade_imports",
           "lab8-production-plan:test_alerts")),
     Goal("criterion", "A production plan replaces manual copying with a versioned image or "

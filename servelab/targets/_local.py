@@ -189,23 +189,24 @@ def _upgrade(active: LocalRay, doc: dict, show: bool, timeout: float, die_with_o
     name = doc["metadata"]["name"]
     state = objects.manifest_state(active)
     folder = Path(state["service"])
-    if active.profile.name == "small":
+    svc = service.read(folder)
+    serving = cluster_at(svc.get("active"))
+    old_name = objects.ray_cluster_name(active)
+    if active.profile.name == "small" and serving is not None:
         raise ServelabError(
             f"{name}: rayClusterConfig changed, and KubeRay's NewCluster upgrade needs a second cluster beside the "
             f"running one; the small profile has no memory for two. {TWO_CLUSTERS}",
             layer="KubeRay",
             hint="choose: local.up(FILE, upgrade='replace') or `servelab up FILE --replace` stops the cluster and "
                  "starts the new one (downtime); or run with SERVELAB_PROFILE=default where memory allows")
-    svc = service.read(folder)
     stale = cluster_at(svc.get("pending"))
     if stale is not None:  # an earlier pending cluster that never took traffic: KubeRay replaces it too
         if show:
-            print(f"{name}: replacing the pending cluster of an earlier change")
+            print(f"{name}: replacing the pending cluster {objects.ray_cluster_name(stale)}, which never took traffic")
         stale.stop(show=False)
     generation = svc.get("generation", 1) + 1
     cluster_spec, serve_config = _parts(doc)
-    old_name = objects.ray_cluster_name(active)
-    if show:
+    if show and serving is not None:
         print(f"{name}: rayClusterConfig changed: preparing a pending RayCluster beside {old_name} "
               f"(upgradeStrategy {kuberay.upgrade_type(doc['spec'])}); {old_name} keeps serving meanwhile")
     pending = _start(name, cluster_spec, show, timeout, die_with_owner, service_port=svc["port"])
@@ -344,7 +345,7 @@ def _start(name: str, cluster_spec: dict, show: bool, timeout: float, die_with_o
         if autoscale:
             _wait_initial_nodes(cluster, timeout, show)
         else:
-            for shape, count in _fixed_plan(shapes, cluster_spec):
+            for shape, count in _fixed_plan(shapes, cluster_spec, show):
                 for _ in range(count):
                     cluster.add_worker(num_cpus=shape.cpus, num_gpus=shape.gpus, memory=shape.memory,
                                        labels={GROUP_LABEL: shape.group}, timeout=timeout, show=show)
@@ -354,8 +355,9 @@ def _start(name: str, cluster_spec: dict, show: bool, timeout: float, die_with_o
     return cluster
 
 
-def _fixed_plan(shapes: list, cluster_spec: dict) -> list[tuple]:
-    """(shape, count) per worker group at `replicas`, within this machine's node cap."""
+def _fixed_plan(shapes: list, cluster_spec: dict, show: bool = True) -> list[tuple]:
+    """(shape, count) per worker group at `replicas`, within this machine's node cap (the pods
+    left out are Pending, with a FailedScheduling event, in `servelab get pods`)."""
     plan = []
     for shape, group in zip(shapes[1:], cluster_spec.get("workerGroupSpecs") or []):
         count = group.get("replicas", group.get("minReplicas", 0)) or 0
@@ -364,14 +366,15 @@ def _fixed_plan(shapes: list, cluster_spec: dict) -> list[tuple]:
     budget = max_nodes() - 1
     if sum(n for _, n in plan) <= budget:
         return plan
-    print(f"warning: the manifest asks for {sum(n for _, n in plan)} worker nodes; this machine's cap "
-          f"is {budget} (SERVELAB_MAX_NODES={budget + 1} counts the head). Starting fewer:")
+    if show:
+        print(f"warning: the manifest asks for {sum(n for _, n in plan)} worker nodes; this machine's cap "
+              f"is {budget} (SERVELAB_MAX_NODES={budget + 1} counts the head). Starting fewer:")
     trimmed = []
     for shape, count in plan:
         keep = min(count, max(budget, 0))
         budget -= keep
-        if keep < count:
-            print(f"  {shape.group}: {keep} of {count}")
+        if keep < count and show:
+            print(f"  {shape.group}: {keep} of {count} (the rest stay Pending)")
         trimmed.append((shape, keep))
     return trimmed
 

@@ -20,6 +20,14 @@ def careless_fix(solution: str) -> str:
     return "\n".join(line for line in solution.splitlines() if "target_ongoing_requests" not in line)
 
 
+def careless_vision(solution: str) -> str:
+    # Reads the Ray symptom (a replica waiting for a GPU) as the cause, calls the old image a bad
+    # tag, and so fixes only the pod count: upgradeStrategy None keeps the old pods' image.
+    wrong = (solution.replace('("Kubernetes", "pod_unschedulable")', '("Ray runtime", "gpu_request")')
+             .replace('("KubeRay", "upgrade_strategy")', '("Kubernetes", "image_tag")'))
+    return wrong.replace('.replace("upgradeStrategy: {type: None}", "upgradeStrategy: {type: NewCluster}")', "")
+
+
 @pytest.fixture(scope="module")
 def graded():
     return grading.roundtrip(LAB)
@@ -30,13 +38,15 @@ def careless():
     solution = grading.solution_answers(LAB)
     assert careless_diagnosis(solution["diagnosis"]) != solution["diagnosis"]
     assert careless_fix(solution["fix"]) != solution["fix"]
+    assert careless_vision(solution["vision_fix"]).count("NewCluster") == 0
     return grading.roundtrip(LAB, {"careless": {"diagnosis": careless_diagnosis(solution["diagnosis"]),
-                                                "fix": careless_fix(solution["fix"])}},
+                                                "fix": careless_fix(solution["fix"]),
+                                                "vision_fix": careless_vision(solution["vision_fix"])}},
                              extremes=False)["careless"]
 
 
 def test_solution_full_marks_untouched_zero(graded):
-    check_extremes(graded, 10)
+    check_extremes(graded, 14)
 
 
 @pytest.mark.extended
@@ -48,5 +58,7 @@ def test_careless_submission_loses_exactly_what_it_broke(careless):
         "test_fixed_sentiment": 1.0,
         "test_fixed_resources": 2.0,
         "test_fixed_search": 1.0,
+        "test_diagnosis_outer": 0.0,       # the Ray symptom, not the Pending pod; not KubeRay's strategy
+        "test_fixed_vision": 0.0,          # with type None KubeRay applies none of it: a GPU pod stays Pending
         "test_fixed_chat_slo": 0.0,        # target 16: one replica, p95 about 800 ms
     }, careless
