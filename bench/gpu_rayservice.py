@@ -12,14 +12,12 @@ fixed cost under every manifest. PSS baseline: that bare head's PSS.
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import summary, write_section  # noqa: E402
+from report import run_child, summary, write_section  # noqa: E402
 
 RUNS = 3
 MANIFEST = Path(__file__).resolve().parent.parent / "manifests" / "rayservice-support-assistant.yaml"
@@ -82,18 +80,11 @@ print(json.dumps({"start": t, "pss": mem}))
 """
 
 
-def _child(code: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=1200)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def run() -> dict:
     runs, bases = [], []
     for i in range(RUNS):
-        bases.append(_child(BASELINE))
-        runs.append(_child(ONE_RUN, str(MANIFEST)))
+        bases.append(run_child(BASELINE))
+        runs.append(run_child(ONE_RUN, str(MANIFEST)))
         r = runs[-1]
         print(f"  run {i + 1}/{RUNS}: up {r['up']:.1f}s, Ready {r['ready']:.1f}s, first 200 {r['first_200']:.1f}s, "
               f"peak PSS {r['pss'] / 2**30:.2f} GiB on {r['nodes']} nodes "

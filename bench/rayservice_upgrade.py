@@ -14,14 +14,12 @@ rayClusterDeletionDelaySeconds is 10 here (KubeRay's default is 60) to keep the 
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import summary, write_section  # noqa: E402
+from report import run_child, summary, write_section  # noqa: E402
 
 RUNS = 2
 MANIFEST = Path(__file__).resolve().parent.parent / "manifests" / "rayservice-rag.yaml"
@@ -96,17 +94,10 @@ print(json.dumps({"first": t_first, "switch": switched, "t_switch": t_switch, "f
 """
 
 
-def _child(code: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=2400)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def run() -> dict:
     runs = []
     for i in range(RUNS):
-        r = _child(ONE_RUN, str(MANIFEST))
+        r = run_child(ONE_RUN, str(MANIFEST), timeout=2400)
         runs.append(r)
         print(f"  run {i + 1}/{RUNS}: first up to RUNNING {r['first']:.1f}s; NewCluster upgrade: traffic switched "
               f"after {r['switch']:.1f}s, old cluster gone after {r['t_switch']:.1f}s, {r['failed']} failed of {r['failed'] + r['ok']}; "

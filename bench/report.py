@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import re
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
@@ -47,3 +50,11 @@ def write_section(name: str, title: str, body: str) -> None:
     pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
     BENCHMARKS.write_text(text)
+
+
+def run_child(code: str, *args: str, timeout: float = 1200) -> dict:
+    """Run `code` in a fresh interpreter; its last stdout line is the JSON it measured."""
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])

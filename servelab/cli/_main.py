@@ -554,38 +554,29 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--name", help="the local cluster (default: the only one running)")
     env.set_defaults(func=cmd_env)
 
-    get = sub.add_parser("get", help="kubectl get: pods, services, rayservices, rayclusters (either target)")
-    get.add_argument("resource")
-    get.add_argument("object", nargs="?", help="one object by name")
+    def kubectl_verb(verb: str, help_: str, func, *positionals: tuple[str, dict]) -> argparse.ArgumentParser:
+        verb_parser = sub.add_parser(verb, help=help_)
+        for name, options in positionals:
+            verb_parser.add_argument(name, **options)
+        verb_parser.add_argument("--name", help="local: only this cluster")
+        _target_options(verb_parser)
+        verb_parser.set_defaults(func=func)
+        return verb_parser
+
+    object_name = ("object", {"nargs": "?", "help": "NAME (or give TYPE/NAME as one word)"})
+    get = kubectl_verb("get", "kubectl get: pods, services, rayservices, rayclusters (either target)", cmd_get,
+                       ("resource", {}), ("object", {"nargs": "?", "help": "one object by name"}))
     get.add_argument("-l", "--selector", help="label selector, e.g. ray.io/node-type=worker")
     get.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"])
     get.add_argument("-w", "--watch", action="store_true", help="print again every --interval seconds (Ctrl-C ends)")
     get.add_argument("--interval", type=float, default=2)
-    get.add_argument("--name", help="local: only this cluster")
-    _target_options(get)
-    get.set_defaults(func=cmd_get)
-
-    desc = sub.add_parser("describe", help="kubectl describe: pod, rayservice, raycluster, service")
-    desc.add_argument("resource")
-    desc.add_argument("object", nargs="?", help="NAME (or give TYPE/NAME as one word)")
-    desc.add_argument("--name", help="local: only this cluster")
-    _target_options(desc)
-    desc.set_defaults(func=cmd_describe)
-
-    logs = sub.add_parser("logs", help="kubectl logs: a pod's Ray logs")
-    logs.add_argument("pod")
+    kubectl_verb("describe", "kubectl describe: pod, rayservice, raycluster, service", cmd_describe,
+                 ("resource", {}), object_name)
+    logs = kubectl_verb("logs", "kubectl logs: a pod's Ray logs", cmd_logs, ("pod", {}))
     logs.add_argument("-p", "--previous", action="store_true")
     logs.add_argument("--tail", type=int, default=-1)
-    logs.add_argument("--name", help="local: only this cluster")
-    _target_options(logs)
-    logs.set_defaults(func=cmd_logs)
-
-    delete = sub.add_parser("delete", help="kubectl delete pod: a worker pod dies; KubeRay re-creates it")
-    delete.add_argument("resource")
-    delete.add_argument("object", nargs="?", help="NAME (or give TYPE/NAME as one word)")
-    delete.add_argument("--name", help="local: only this cluster")
-    _target_options(delete)
-    delete.set_defaults(func=cmd_delete)
+    kubectl_verb("delete", "kubectl delete pod: a worker pod dies; KubeRay re-creates it", cmd_delete,
+                 ("resource", {}), object_name)
 
     validate = sub.add_parser("validate", help="check KubeRay manifests (exit 1 on errors)")
     validate.add_argument("files", nargs="+")

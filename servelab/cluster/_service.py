@@ -36,6 +36,7 @@ STATE = "service.json"
 LOCK = "service.lock"
 LOG = "service.log"
 TICK_S = 1.0
+QUIET_TICKS = 5  # passes in a row without a running cluster before the Service ends
 # headers that belong to one hop (RFC 9110 section 7.6.1), not to the request or response
 HOP_HEADERS = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                "transfer-encoding", "upgrade", "host", "content-length"}
@@ -99,11 +100,13 @@ def folder_of(cluster_dir: str | os.PathLike) -> Path | None:
 
 
 def _alive(pid, started) -> bool:
+    """Is this the process that was started then? (A second of slack: another process may
+    compute a start time from a boot time that moved; pid reuse within it is not a concern.)"""
     import psutil
 
     try:
         proc = psutil.Process(int(pid))
-        return abs(proc.create_time() - float(started)) < 1e-3 and proc.status() != psutil.STATUS_ZOMBIE
+        return abs(proc.create_time() - float(started)) < 1.0 and proc.status() != psutil.STATUS_ZOMBIE
     except (psutil.Error, TypeError, ValueError):
         return False
 
@@ -192,7 +195,7 @@ async def _ready_for_traffic(session, cluster: _Cluster) -> bool:
                                timeout=aiohttp.ClientTimeout(total=5)) as reply:
             if reply.status != 200:
                 return False
-            apps = (await reply.json()).get("applications") or {}
+            apps = (await reply.json(content_type=None)).get("applications") or {}
         if not apps or any(app.get("status") != "RUNNING" for app in apps.values()):
             return False
         async with session.get(f"{cluster.proxy_url}/-/healthz", timeout=aiohttp.ClientTimeout(total=2)) as health:
@@ -206,8 +209,8 @@ def _stop_cluster(folder: str) -> None:
 
     try:
         LocalRay.from_state(Path(folder) / STATE_FILE).stop(show=False)
-    except (OSError, ValueError, KeyError):
-        pass
+    except Exception as exc:  # a cluster that cannot be stopped must not stop the Service
+        print(f"could not stop {folder}: {exc!r}", flush=True)
 
 
 async def _reconcile(folder: Path, session, proxy: dict) -> bool:
@@ -285,15 +288,20 @@ async def _serve(folder: Path) -> None:
         asyncio.get_running_loop().add_signal_handler(sig, stopping.set)
     quiet = 0
     while not stopping.is_set():
-        running = await _reconcile(folder, session, proxy)
+        try:
+            running = await _reconcile(folder, session, proxy)
+        except Exception as exc:  # the Service keeps serving; the next pass tries again
+            print(f"{time.strftime('%H:%M:%S')} reconcile failed: {exc!r}", flush=True)
+            running = True
         quiet = 0 if running else quiet + 1
-        if quiet >= 3:  # every cluster of this RayService is gone: so is its Service
+        if quiet >= QUIET_TICKS:  # every cluster of this RayService is gone: so is its Service
+            print(f"{time.strftime('%H:%M:%S')} no cluster of this RayService runs any more: stopping", flush=True)
             break
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stopping.wait(), TICK_S)
     await runner.cleanup()
     await session.close()
-    if quiet >= 3 and not os.environ.get("SERVELAB_KEEP_LOGS"):
+    if quiet >= QUIET_TICKS and not os.environ.get("SERVELAB_KEEP_LOGS"):
         shutil.rmtree(folder, ignore_errors=True)
 
 

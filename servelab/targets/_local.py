@@ -137,6 +137,8 @@ def up(path: str | Path, *, show: bool = True, timeout: float = 300,
 
 LOCAL_REPLACED = ("The last rayClusterConfig change replaced the cluster (upgrade='replace'): the service was down "
                   "until the new one was Ready; KubeRay's NewCluster upgrade has no downtime.")
+INCREMENTAL_LIMIT = ("NewClusterWithIncrementalUpgrade moves traffic in steps through the Gateway API on KubeRay; "
+                     "the local target has no Gateway, so it switches all traffic at once, as NewCluster does.")
 TWO_CLUSTERS = ("A NewCluster upgrade runs two clusters at once: the pending one beside the active one, until "
                 "traffic switched and the old one is deleted.")
 
@@ -199,11 +201,9 @@ def _upgrade(active: LocalRay, doc: dict, show: bool, timeout: float, die_with_o
             layer="KubeRay",
             hint="choose: local.up(FILE, upgrade='replace') or `servelab up FILE --replace` stops the cluster and "
                  "starts the new one (downtime); or run with SERVELAB_PROFILE=default where memory allows")
+    # an earlier pending cluster that never took traffic: KubeRay replaces it too (stopped once
+    # the new one is registered, so the serve Service always has a cluster to wait for)
     stale = cluster_at(svc.get("pending"))
-    if stale is not None:  # an earlier pending cluster that never took traffic: KubeRay replaces it too
-        if show:
-            print(f"{name}: replacing the pending cluster {objects.ray_cluster_name(stale)}, which never took traffic")
-        stale.stop(show=False)
     generation = svc.get("generation", 1) + 1
     cluster_spec, serve_config = _parts(doc)
     if show and serving is not None:
@@ -212,9 +212,19 @@ def _upgrade(active: LocalRay, doc: dict, show: bool, timeout: float, die_with_o
     pending = _start(name, cluster_spec, show, timeout, die_with_owner, service_port=svc["port"])
     try:
         _record(pending, doc, generation, folder)
+        note = ""
+        if kuberay.upgrade_type(doc["spec"]) == "NewClusterWithIncrementalUpgrade":
+            note = INCREMENTAL_LIMIT
+            if show:
+                print(f"{name}: {INCREMENTAL_LIMIT}")
         with service.locked(folder) as svc:
-            svc.update(pending=str(pending.dir), doc=doc, generation=generation, note="",
+            svc.update(pending=str(pending.dir), doc=doc, generation=generation, note=note,
                        deletionDelaySeconds=kuberay.deletion_delay_s(doc["spec"]))
+        if stale is not None:
+            if show:
+                print(f"{name}: deleting the pending cluster {objects.ray_cluster_name(stale)}, which never took "
+                      "traffic: the new one replaces it")
+            stale.stop(show=False)
         _deploy(pending, serve_config, show)
         new_name = objects.ray_cluster_name(pending)
 
@@ -238,10 +248,12 @@ def _upgrade(active: LocalRay, doc: dict, show: bool, timeout: float, die_with_o
         with service.locked(folder) as svc:
             svc["pending"] = None
         raise
-    if show:
+    if show and serving is not None:
         delay = service.read(folder).get("deletionDelaySeconds")
         print(f"{name}: traffic switched to {new_name}; {old_name} is deleted in {delay:g}s "
               "(rayClusterDeletionDelaySeconds)")
+    elif show:
+        print(f"{name}: {new_name} is the first cluster to take traffic")
     return pending
 
 

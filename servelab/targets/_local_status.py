@@ -57,7 +57,18 @@ def cluster_at(folder: str | None) -> LocalRay | None:
 
 
 def _cluster_view(cluster: LocalRay, head_serving: bool | None) -> dict:
-    """One cluster's pods, RayCluster status and Serve applications."""
+    """One cluster's pods, RayCluster status and Serve applications. A cluster whose APIs do
+    not answer yet (a pending cluster starting) keeps its last status and shows no applications."""
+    try:
+        return _read_cluster(cluster, head_serving)
+    except (ServeAPIError, requests.RequestException) as exc:
+        state = objects.manifest_state(cluster)
+        return {"name": objects.ray_cluster_name(cluster, state), "status": _load(cluster.dir / CLUSTER_STATUS),
+                "pods": [], "apps": {}, "statuses": {}, "groups": {}, "note": state.get("note", ""),
+                "unreachable": str(exc)}
+
+
+def _read_cluster(cluster: LocalRay, head_serving: bool | None) -> dict:
     state = objects.manifest_state(cluster)
     doc = state.get("doc") or {}
     spec = (doc.get("spec") or {}).get("rayClusterConfig", doc.get("spec")) if doc.get("kind") == "RayService" \
