@@ -475,7 +475,10 @@ class LocalRay:
             "workers": self.workers,
             "service_port": self.service_port,
         }
-        (self._dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+        # Atomic: other processes (the CLI, a RayService's serve Service) read it at any moment.
+        tmp = self._dir / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self._dir / STATE_FILE)
 
     @classmethod
     def from_state(cls, path: str | os.PathLike) -> "LocalRay":

@@ -36,7 +36,9 @@ def manifest_state(cluster: LocalRay) -> dict:
 
 
 def write_manifest_state(cluster: LocalRay, state: dict) -> None:
-    (cluster.dir / MANIFEST_STATE).write_text(json.dumps(state))
+    tmp = cluster.dir / (MANIFEST_STATE + ".tmp")  # atomic: status readers run in other processes
+    tmp.write_text(json.dumps(state))
+    tmp.replace(cluster.dir / MANIFEST_STATE)
 
 
 def ray_cluster_name(cluster: LocalRay, state: dict | None = None) -> str:
