@@ -89,7 +89,8 @@ try:
         lambda: local.up(write("servelab-rag:2.60.0-c", "v3"), show=False, timeout=600, upgrade="replace"), url)
 finally:
     local.down("bench-upgrade")
-print(json.dumps({"first": t_first, "switch": switched, "t_switch": t_switch, "failed": sent.failed, "ok": sent.ok, "one": one, "two": peak_two,
+print(json.dumps({"first": t_first, "switch": switched, "t_switch": t_switch,
+                  "gap": sent.longest_gap_s(), "gap_replace": sent_replace.longest_gap_s(), "failed": sent.failed, "ok": sent.ok, "one": one, "two": peak_two,
                   "t_replace": t_replace, "failed_replace": sent_replace.failed, "ok_replace": sent_replace.ok}))
 """
 
@@ -101,8 +102,8 @@ def run() -> dict:
         runs.append(r)
         print(f"  run {i + 1}/{RUNS}: first up to RUNNING {r['first']:.1f}s; NewCluster upgrade: traffic switched "
               f"after {r['switch']:.1f}s, old cluster gone after {r['t_switch']:.1f}s, {r['failed']} failed of {r['failed'] + r['ok']}; "
-              f"replace {r['t_replace']:.1f}s, {r['failed_replace']} failed of "
-              f"{r['failed_replace'] + r['ok_replace']}; PSS one cluster {r['one'] / 2**30:.2f} GiB, "
+              f"longest gap without an answer {r['gap']:.1f}s; replace {r['t_replace']:.1f}s, {r['failed_replace']} failed "
+              f"of {r['failed_replace'] + r['ok_replace']}, longest gap {r['gap_replace']:.1f}s; PSS one cluster {r['one'] / 2**30:.2f} GiB, "
               f"both {r['two'] / 2**30:.2f} GiB", flush=True)
     first = [r["first"] for r in runs]
     switch = [r["switch"] for r in runs]
@@ -125,8 +126,11 @@ until after the old cluster was deleted (`rayClusterDeletionDelaySeconds: 10` he
 | NewCluster upgrade: `up` called → traffic switched to the new cluster | {summary(switch)} |
 | **ratio** switch / first up | **{statistics.median(switch) / statistics.median(first):.1f}×** |
 | NewCluster upgrade: `up` called → old cluster deleted | {summary(upgrade)} |
-| failed requests during the NewCluster upgrade | {sum(failed)} of {sum(sent)} |
-| the same change with `upgrade="replace"` (stop, then start) | {summary(replace)}, **{sum(failed_r)} failed of {sum(sent_r)}** |
+| failed requests during the NewCluster upgrade | **{sum(failed)} of {sum(sent)}** |
+| longest time without a successful answer, NewCluster upgrade | {summary([r["gap"] for r in runs])} |
+| the same change with `upgrade="replace"` (stop, then start) | {summary(replace)} |
+| failed requests with `upgrade="replace"` (closed loop: clients retry at once, so failures pile up) | {sum(failed_r)} of {sum(sent_r)} |
+| longest time without a successful answer, `upgrade="replace"` | {summary([r["gap_replace"] for r in runs])} |
 | peak PSS, one cluster (baseline) | median {statistics.median(one):.2f} GiB |
 | peak PSS, both clusters and the serve Service during the upgrade | median {statistics.median(two):.2f} GiB |
 | **ratio** peak during upgrade / one cluster | **{statistics.median(two) / statistics.median(one):.1f}×** |
