@@ -8,6 +8,7 @@ with --explain, so what a learner types here transfers.
 
 from __future__ import annotations
 
+import calendar
 import json
 import time
 
@@ -20,14 +21,16 @@ RESOURCES = {  # the names kubectl takes for each resource, short names included
     "pods": "pod", "pod": "pod", "po": "pod",
     "services": "service", "service": "service", "svc": "service",
     "rayservices": "rayservice", "rayservice": "rayservice", "rayservices.ray.io": "rayservice",
+    "rayservice.ray.io": "rayservice",
     "rayclusters": "raycluster", "raycluster": "raycluster", "rayclusters.ray.io": "raycluster",
+    "raycluster.ray.io": "raycluster",
 }
 
 
 def _age(timestamp: str | None) -> str:
     if not timestamp:
         return "<unknown>"
-    started = time.mktime(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    started = calendar.timegm(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ"))
     seconds = max(0, int(time.time() - started))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
@@ -176,7 +179,7 @@ def output(resource: str, items: list[dict], fmt: str | None) -> str:
     if fmt == "yaml":
         return yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}, sort_keys=False)
     if fmt == "name":
-        kind = resource if resource in ("pod", "service") else f"{resource}s.ray.io"
+        kind = resource if resource in ("pod", "service") else f"{resource}.ray.io"  # as kubectl prints it
         return "\n".join(f"{kind}/{i['metadata']['name']}" for i in items)
     if not items:
         return "No resources found in default namespace."

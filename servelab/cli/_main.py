@@ -333,6 +333,8 @@ def _local_cluster(name: str | None) -> LocalRay:
     clusters = _select(name)
     if len(clusters) == 1:
         return clusters[0]
+    if name and clusters:  # a RayService's clusters during an upgrade: the one behind its serve Service
+        return targets.local.find(name) or clusters[0]
     running = ", ".join(c.name for c in LocalRay.find()) or "none"
     raise ServelabError(f"{'no' if not clusters else 'more than one'} local cluster "
                         f"{'named ' + repr(name) if name else 'running'}: pick one with --name (running: {running})",
@@ -446,7 +448,7 @@ def cmd_logs(args) -> int:
         for path in files:
             lines = path.read_text(errors="replace").splitlines()
             print(f"==> {path} <==")
-            print("\n".join(lines[-args.tail:] if args.tail >= 0 else lines))
+            print("\n".join(lines[max(0, len(lines) - args.tail):] if args.tail >= 0 else lines))
         return 0
     text = objects._core().read_namespaced_pod_log(args.pod, objects.target._namespace(), previous=args.previous,
                                                    tail_lines=args.tail if args.tail >= 0 else None)

@@ -228,14 +228,16 @@ async def _reconcile(folder: Path, session, proxy: dict) -> bool:
                 state.update(active=str(pending.dir), pending=None, switchedAt=time.time())
                 print(f"{time.strftime('%H:%M:%S')} serve Service now points at {pending.dir.name}", flush=True)
         state = read(folder)
+    # traffic moves first: a deletion below may take a while (rayClusterDeletionDelaySeconds may be 0)
+    active = _cluster(state.get("active"))
+    proxy["target"] = active.proxy_url if active is not None and active.alive else None
     due = [d for d in state.get("deleting") or [] if d["deleteAt"] <= time.time()]
     for entry in due:
         print(f"{time.strftime('%H:%M:%S')} deleting the old cluster {Path(entry['dir']).name}", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, _stop_cluster, entry["dir"])
         with locked(folder) as state:
             state["deleting"] = [d for d in state.get("deleting") or [] if d["dir"] != entry["dir"]]
-    active = _cluster(state.get("active"))
-    proxy["target"] = active.proxy_url if active is not None and active.alive else None
+    state = read(folder)
     folders = [state.get("active"), state.get("pending")] + [d["dir"] for d in state.get("deleting") or []]
     return any(c is not None and c.alive for c in map(_cluster, folders))
 

@@ -127,7 +127,8 @@ def up(path: str | Path, *, show: bool = True, timeout: float = 300,
                   "downtime; KubeRay's NewCluster upgrade would have none)")
         folder = Path(have["service"]) if have.get("service") else None
         port = service.read(folder).get("port") if folder else None
-        cluster.stop(show=show)
+        for old in [c for c in LocalRay.find() if c.name == name]:  # active, pending and deleting alike
+            old.stop(show=show)
         if folder is not None:
             service.stop(folder)  # the new one takes the same port: serve_url stays
         return _create(doc, show, timeout, die_with_owner, generation=have.get("generation", 1) + 1,

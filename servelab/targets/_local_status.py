@@ -8,6 +8,8 @@ they live in the RayService's service folder (`status.json`) and in each cluster
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -27,6 +29,13 @@ SERVICE_STATUS = "status.json"  # a RayService's last conditions
 LOCAL_ENDPOINTS_NOTE = ("numServeEndpoints counts the head pod only: every node here shares 127.0.0.1, so Serve's "
                         "proxy runs on the head alone (on KubeRay, worker pods whose proxy passes the readiness "
                         "probe count too).")
+
+
+def _save(path: Path, value: dict) -> None:
+    """Atomic: the notebook, `servelab get -w` and watcher threads read these at any moment."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(value))
+    tmp.replace(path)
 
 
 def _load(path: Path) -> dict:
@@ -77,7 +86,7 @@ def _read_cluster(cluster: LocalRay, head_serving: bool | None) -> dict:
     name = objects.ray_cluster_name(cluster, state)
     saved = _load(cluster.dir / CLUSTER_STATUS)
     cluster_status = kuberay.raycluster_status(name, spec or {}, pods, saved, state.get("generation", 1))
-    (cluster.dir / CLUSTER_STATUS).write_text(json.dumps(cluster_status))
+    _save(cluster.dir / CLUSTER_STATUS, cluster_status)
     apps = cluster.serve_api.applications()
     groups = {n["node_id"]: node_group(n) for n in objects.alive_nodes(cluster)}
     return {"name": name, "status": cluster_status, "pods": pods, "apps": apps,
@@ -147,7 +156,7 @@ def _service_status(folder: Path, fallback: LocalRay) -> dict:
         saved.get("conditions") or [], num_serve_endpoints=endpoints,
         active_cluster=active_view["name"] if active_view else "",
         pending_cluster=pending_view["name"] if pending_view else "", generation=generation)
-    (folder / SERVICE_STATUS).write_text(json.dumps({"conditions": conditions}))
+    _save(folder / SERVICE_STATUS, {"conditions": conditions})
 
     def service_status(view: dict | None, with_apps: bool) -> dict:
         if view is None:

@@ -44,7 +44,7 @@ def test_pods_print_in_kubectls_columns():
     wide = kubectl.output("pod", [pod("p")], "wide").splitlines()
     assert wide[0].split()[-2:] == ["IP", "NODE"] and wide[1].split()[-2:] == ["10.244.0.7", "kind-worker"]
     assert kubectl.output("pod", [], None) == "No resources found in default namespace."
-    assert kubectl.output("raycluster", [{"metadata": {"name": "c"}}], "name") == "rayclusters.ray.io/c"
+    assert kubectl.output("raycluster", [{"metadata": {"name": "c"}}], "name") == "raycluster.ray.io/c"
 
 
 def test_the_crd_printer_columns():
