@@ -219,6 +219,8 @@ def _upgrade(active: LocalRay, doc: dict, show: bool, timeout: float, die_with_o
             if show:
                 print(f"{name}: {INCREMENTAL_LIMIT}")
         with service.locked(folder) as svc:
+            if stale is not None and svc.get("pending") != str(stale.dir):
+                stale = None  # promoted while the new cluster started: it serves, and goes after the next switch
             svc.update(pending=str(pending.dir), doc=doc, generation=generation, note=note,
                        deletionDelaySeconds=kuberay.deletion_delay_s(doc["spec"]))
         if stale is not None:
