@@ -300,9 +300,12 @@ def raycluster_status(cluster_name: str, cluster_spec: dict, pods: list[dict], p
         "readyWorkerReplicas": sum(_running(p) and _pod_ready(p) for p in workers),  # CalculateReadyReplicas
         "availableWorkerReplicas": sum(_running(p) for p in workers),  # CalculateAvailableReplicas
         "desiredWorkerReplicas": desired,
-        "minWorkerReplicas": sum(int(g.get("minReplicas") or 0) for g in groups if not g.get("suspend")),
-        "maxWorkerReplicas": sum(int(g.get("maxReplicas") if g.get("maxReplicas") is not None else 2**31 - 1)
+        # CalculateMinReplicas / CalculateMaxReplicas (utils/util.go): times numOfHosts, max saturating
+        "minWorkerReplicas": sum(int(g.get("minReplicas") or 0) * int(g.get("numOfHosts") or 1)
                                  for g in groups if not g.get("suspend")),
+        "maxWorkerReplicas": min(2**31 - 1, sum(
+            int(g.get("maxReplicas") if g.get("maxReplicas") is not None else 2**31 - 1) * int(g.get("numOfHosts") or 1)
+            for g in groups if not g.get("suspend"))),
         **desired_resources(cluster_spec),
         "observedGeneration": generation,
     }
@@ -312,6 +315,12 @@ def raycluster_status(cluster_name: str, cluster_spec: dict, pods: list[dict], p
         state = "ready"
     if state:
         status["state"] = state
+    status["lastUpdateTime"] = now_rfc3339(when)
+    transitions = dict(previous.get("stateTransitionTimes") or {})
+    if state and state != previous.get("state"):
+        transitions[state] = now_rfc3339(when)
+    if transitions:
+        status["stateTransitionTimes"] = transitions
     conditions = copy.deepcopy(previous.get("conditions") or [])
     head = next((p for p in pods if (p["metadata"].get("labels") or {}).get(NODE_TYPE_LABEL) == "head"), None)
     if head is None:
@@ -331,6 +340,9 @@ def raycluster_status(cluster_name: str, cluster_spec: dict, pods: list[dict], p
         else:
             set_condition(conditions, "RayClusterProvisioned", "False", "RayClusterPodsProvisioning",
                           "RayCluster Pods are being provisioned for first time", generation, when)
+    # not suspending and not suspended: both False, reason = the type, no message
+    set_condition(conditions, "RayClusterSuspended", "False", "RayClusterSuspended", "", generation, when)
+    set_condition(conditions, "RayClusterSuspending", "False", "RayClusterSuspending", "", generation, when)
     for cond in conditions:  # the RayCluster's conditions carry no observedGeneration
         cond.pop("observedGeneration", None)
     status["conditions"] = conditions

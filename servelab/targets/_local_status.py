@@ -23,6 +23,9 @@ from servelab.targets import _kuberay as kuberay
 from servelab.targets import _local_objects as objects
 from servelab.targets._vocabulary import condition, diagnose_applications
 
+# An empty RayServiceStatus as the API server returns it (apis/ray/v1/rayservice_types.go: the
+# embedded RayClusterStatus is a struct, and its resource.Quantity fields print as "0")
+EMPTY_CLUSTER_STATUS = {"desiredCPU": "0", "desiredGPU": "0", "desiredMemory": "0", "desiredTPU": "0"}
 CLUSTER_STATUS = "kuberay.json"  # a cluster's last RayCluster status (state and conditions persist)
 SERVICE_STATUS = "status.json"  # a RayService's last conditions
 
@@ -159,8 +162,8 @@ def _service_status(folder: Path, fallback: LocalRay) -> dict:
     _save(folder / SERVICE_STATUS, {"conditions": conditions})
 
     def service_status(view: dict | None, with_apps: bool) -> dict:
-        if view is None:
-            return {}
+        if view is None:  # Go writes the empty struct: its rayClusterStatus with zero quantities
+            return {"rayClusterStatus": dict(EMPTY_CLUSTER_STATUS, head={})}
         out = {"rayClusterName": view["name"], "rayClusterStatus": view["status"]}
         if with_apps:
             out["applicationStatuses"] = view["statuses"]
@@ -176,6 +179,7 @@ def _service_status(folder: Path, fallback: LocalRay) -> dict:
         "numServeEndpoints": endpoints,
         "observedGeneration": generation,
         "serviceStatus": kuberay.SERVICE_RUNNING if ready else kuberay.SERVICE_NOT_RUNNING,
+        "lastUpdateTime": kuberay.now_rfc3339(),
     }
     main = pending_view or active_view
     if main is None:

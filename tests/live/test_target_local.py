@@ -62,13 +62,16 @@ def test_status_is_kuberays(service):
     assert conditions(report) == {"Ready": ("True", "NonZeroServeEndpoints"),
                                   "UpgradeInProgress": ("False", "NoPendingCluster")}
     assert report["numServeEndpoints"] == 1 and report["serviceStatus"] == "Running"
-    assert report["observedGeneration"] == 1 and report["pendingServiceStatus"] == {}
+    assert report["observedGeneration"] == 1
+    assert report["pendingServiceStatus"] == {"rayClusterStatus": {"desiredCPU": "0", "desiredGPU": "0",
+                                                                   "desiredMemory": "0", "desiredTPU": "0", "head": {}}}
     active = report["activeServiceStatus"]
     assert active["rayClusterName"].startswith("hello-gpu-") and len(active["rayClusterName"]) == len("hello-gpu-") + 5
     cluster = active["rayClusterStatus"]
     assert (cluster["state"], cluster["desiredWorkerReplicas"], cluster["readyWorkerReplicas"]) == ("ready", 2, 2)
     assert (cluster["desiredCPU"], cluster["desiredMemory"], cluster["desiredGPU"]) == ("4", "8Gi", "1")
-    assert {c["type"] for c in cluster["conditions"]} == {"HeadPodReady", "RayClusterProvisioned"}
+    assert {c["type"] for c in cluster["conditions"]} == {"HeadPodReady", "RayClusterProvisioned",
+                                                          "RayClusterSuspended", "RayClusterSuspending"}
 
 
 def test_pods_and_services_in_kubectls_vocabulary(service, capsys):

@@ -194,6 +194,10 @@ def test_desired_replicas_are_clamped_and_resources_prefer_requests():
     assert kuberay.group_desired_replicas({"minReplicas": 1}) == 1
     assert kuberay.group_desired_replicas({"replicas": 2, "suspend": True}) == 0
     assert kuberay.group_desired_replicas({"replicas": 2, "numOfHosts": 2}) == 4
+    hosts = {"workerGroupSpecs": [{"replicas": 1, "minReplicas": 1, "maxReplicas": 3, "numOfHosts": 2},
+                                  {"replicas": 1, "minReplicas": 0}]}
+    status = kuberay.raycluster_status("c", hosts, [], None, 1)
+    assert (status["minWorkerReplicas"], status["maxWorkerReplicas"]) == (2, 2**31 - 1)  # saturates
     # head: request 500m wins over the 2-CPU limit; workers: 2 x 1 CPU + 1 x 2 CPU
     assert kuberay.desired_resources(SPEC) == {"desiredCPU": "4500m", "desiredMemory": "12Gi",
                                                "desiredGPU": "1", "desiredTPU": "0"}
@@ -204,20 +208,27 @@ def test_state_turns_ready_once_every_desired_pod_runs_and_stays():
     status = kuberay.raycluster_status("c1", SPEC, pods, None, 1)
     assert status["desiredWorkerReplicas"] == 3 and status["minWorkerReplicas"] == 1
     assert status["maxWorkerReplicas"] == 5
-    assert "state" not in status  # 3 pods where 4 are desired: not ready yet
+    assert "state" not in status and "stateTransitionTimes" not in status  # 3 pods where 4 are desired
+    assert [c["type"] for c in status["conditions"]] == ["HeadPodReady", "RayClusterProvisioned",
+                                                         "RayClusterSuspended", "RayClusterSuspending"]
+    assert {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}["RayClusterSuspended"] == \
+        ("False", "RayClusterSuspended")
     conds = by_type(status["conditions"])
     assert conds["HeadPodReady"]["reason"] == "HeadPodRunningAndReady"
     assert conds["RayClusterProvisioned"]["reason"] == "AllPodRunningAndReadyFirstTime"
     assert "observedGeneration" not in conds["HeadPodReady"]
     pods.append(pod("g1", "worker", "gpu-workers"))
-    status = kuberay.raycluster_status("c1", SPEC, pods, status, 1)
+    status = kuberay.raycluster_status("c1", SPEC, pods, status, 1, when=1000)
     assert status["state"] == "ready" and status["readyWorkerReplicas"] == 3
+    assert status["stateTransitionTimes"] == {"ready": kuberay.now_rfc3339(1000)}
     assert status["head"] == {"podIP": "127.0.0.1", "podName": "h", "serviceIP": "127.0.0.1",
                               "serviceName": "c1-head-svc"}
     # a worker that stops being ready: the state stays "ready" (only a suspend replaces it)
     pods[1]["status"]["conditions"][0]["status"] = "False"
-    later = kuberay.raycluster_status("c1", SPEC, pods, status, 1)
+    later = kuberay.raycluster_status("c1", SPEC, pods, status, 1, when=2000)
     assert later["state"] == "ready" and later["readyWorkerReplicas"] == 2 and later["availableWorkerReplicas"] == 3
+    assert later["stateTransitionTimes"] == {"ready": kuberay.now_rfc3339(1000)}  # no transition since
+    assert later["lastUpdateTime"] == kuberay.now_rfc3339(2000)
     assert by_type(later["conditions"])["RayClusterProvisioned"]["status"] == "True"
 
 
