@@ -162,10 +162,13 @@ def _create(doc: dict, show: bool, timeout: float, die_with_owner: bool, generat
     folder = service.create(default_root(), name, port or visible_port("serve"), kuberay.deletion_delay_s(doc["spec"]))
     cluster = None
     try:
-        cluster = _start(name, cluster_spec, show, timeout, die_with_owner, service_port=service.read(folder)["port"])
-        _record(cluster, doc, generation, folder)
-        with service.locked(folder) as svc:
-            svc.update(pending=str(cluster.dir), doc=doc, generation=generation, note=note)
+        def register(new: LocalRay) -> None:
+            _record(new, doc, generation, folder)
+            with service.locked(folder) as svc:
+                svc.update(pending=str(new.dir), doc=doc, generation=generation, note=note)
+
+        cluster = _start(name, cluster_spec, show, timeout, die_with_owner, service_port=service.read(folder)["port"],
+                         on_head=register)
         service.start(folder, os.environ)
         _deploy(cluster, serve_config, show)
     except BaseException:
@@ -210,19 +213,23 @@ def _upgrade(active: LocalRay, doc: dict, show: bool, timeout: float, die_with_o
     if show and serving is not None:
         print(f"{name}: rayClusterConfig changed: preparing a pending RayCluster beside {old_name} "
               f"(upgradeStrategy {kuberay.upgrade_type(doc['spec'])}); {old_name} keeps serving meanwhile")
-    pending = _start(name, cluster_spec, show, timeout, die_with_owner, service_port=svc["port"])
-    try:
-        _record(pending, doc, generation, folder)
-        note = ""
-        if kuberay.upgrade_type(doc["spec"]) == "NewClusterWithIncrementalUpgrade":
-            note = INCREMENTAL_LIMIT
-            if show:
-                print(f"{name}: {INCREMENTAL_LIMIT}")
+    note = INCREMENTAL_LIMIT if kuberay.upgrade_type(doc["spec"]) == "NewClusterWithIncrementalUpgrade" else ""
+    if note and show:
+        print(f"{name}: {note}")
+
+    def register(new: LocalRay) -> None:  # KubeRay names the pending cluster as it creates it
+        nonlocal stale
+        _record(new, doc, generation, folder)
         with service.locked(folder) as svc:
             if stale is not None and svc.get("pending") != str(stale.dir):
                 stale = None  # promoted while the new cluster started: it serves, and goes after the next switch
-            svc.update(pending=str(pending.dir), doc=doc, generation=generation, note=note,
+            svc.update(pending=str(new.dir), doc=doc, generation=generation, note=note,
                        deletionDelaySeconds=kuberay.deletion_delay_s(doc["spec"]))
+
+    pending = None
+    try:
+        pending = _start(name, cluster_spec, show, timeout, die_with_owner, service_port=svc["port"],
+                         on_head=register)
         if stale is not None:
             if show:
                 print(f"{name}: deleting the pending cluster {objects.ray_cluster_name(stale)}, which never took "
@@ -247,9 +254,11 @@ def _upgrade(active: LocalRay, doc: dict, show: bool, timeout: float, die_with_o
     except Failed:
         raise  # KubeRay keeps the pending cluster and keeps trying; so does its status here
     except BaseException:
-        pending.stop(show=False, keep_logs=True)
+        if pending is not None:
+            pending.stop(show=False, keep_logs=True)
         with service.locked(folder) as svc:
-            svc["pending"] = None
+            if cluster_at(svc.get("pending")) is None:  # ours, and it did not come up
+                svc["pending"] = None
         raise
     if show and serving is not None:
         delay = service.read(folder).get("deletionDelaySeconds")
@@ -348,7 +357,9 @@ def _remove_workers(cluster: LocalRay, group: str, count: int) -> None:
 
 
 def _start(name: str, cluster_spec: dict, show: bool, timeout: float, die_with_owner: bool,
-           service_port: int | None = None) -> LocalRay:
+           service_port: int | None = None, on_head=None) -> LocalRay:
+    """Start the head, then the workers; `on_head(cluster)` runs in between (a RayService's new
+    cluster is named in its status as soon as KubeRay creates it, before its pods are up)."""
     shapes = placement.node_shapes(cluster_spec)
     head = shapes[0]
     autoscale = bool(cluster_spec.get("enableInTreeAutoscaling"))
@@ -357,6 +368,8 @@ def _start(name: str, cluster_spec: dict, show: bool, timeout: float, die_with_o
                        autoscale=cluster_spec if autoscale else None)
     cluster.start(timeout=timeout, show=show)
     try:
+        if on_head is not None:
+            on_head(cluster)
         if autoscale:
             _wait_initial_nodes(cluster, timeout, show)
         else:

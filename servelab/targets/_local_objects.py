@@ -136,6 +136,7 @@ def pods(cluster: LocalRay, *, head_serving: bool | None = None, state: dict | N
             seen[group] = seen.get(group, 0) + 1
     desired = state.get("desired") or {}
     autoscaled = bool(cluster_spec.get("enableInTreeAutoscaling"))
+    capped = len(out) >= max_nodes()  # no room for another Ray node: the scheduler's verdict
     for group, want in desired.items():
         if autoscaled:
             break  # the autoscaler decides how many; its own status says what it waits for
@@ -143,11 +144,16 @@ def pods(cluster: LocalRay, *, head_serving: bool | None = None, state: dict | N
             spec = groups.get(group, {})
             labels = kuberay.pod_labels(name, group, None, serve=True if serve else None)
             pod = _pod(kuberay.pod_name(name, group, f"{cluster.dir}-{group}-pending-{index}"), labels, spec,
-                       phase="Pending", ready=False, started=None)
-            pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                                            "message": _unschedulable()}]
-            pod["events"] = [{"type": "Warning", "reason": "FailedScheduling", "from": "default-scheduler",
-                              "message": _unschedulable()}]
+                       phase="Pending", ready=False, started=None,
+                       note="" if capped else "the Ray node for this pod is about to start")
+            if capped:
+                pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                                "message": _unschedulable()}]
+                pod["events"] = [{"type": "Warning", "reason": "FailedScheduling", "from": "default-scheduler",
+                                  "message": _unschedulable()}]
+            else:  # not created yet: the cluster is still starting its nodes, one after the other
+                pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"},
+                                               {"type": "Ready", "status": "False"}]
             out.append(pod)
     return out
 

@@ -181,6 +181,8 @@ def _service_status(folder: Path, fallback: LocalRay) -> dict:
         "serviceStatus": kuberay.SERVICE_RUNNING if ready else kuberay.SERVICE_NOT_RUNNING,
         "lastUpdateTime": kuberay.now_rfc3339(),
     }
+    if not report["serviceStatus"]:
+        del report["serviceStatus"]  # NotRunning is "" in Go, and omitted (omitempty)
     main = pending_view or active_view
     if main is None:
         report["layer"] = "Ray runtime"
