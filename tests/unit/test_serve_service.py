@@ -130,8 +130,7 @@ def test_the_service_follows_kuberays_promotion_and_deletion(tmp_path, stack):
     assert state["pending"] is None and [d["dir"] for d in state["deleting"]] == [old]
 
     # the old cluster's processes go after the deletion delay, by their own pids
-    wait(lambda: not processes.processes_under(old))
-    assert service.read(folder)["deleting"] == []
+    wait(lambda: not processes.processes_under(old) and service.read(folder)["deleting"] == [])
     assert processes.processes_under(new)
 
 
