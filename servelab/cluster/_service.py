@@ -113,7 +113,6 @@ def _alive(pid, started) -> bool:
 
 def start(folder: Path, env: dict) -> int:
     """Start the service process for `folder`; returns once it listens on its port."""
-    import socket
     import subprocess
 
     import psutil
@@ -131,10 +130,10 @@ def start(folder: Path, env: dict) -> int:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the serve Service process exited ({proc.returncode}); see {folder / LOG}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc.pid
+            raise RuntimeError(f"the serve Service process exited ({proc.returncode}) and does not listen on "
+                               f"{port}; see {folder / LOG}")
+        if read(folder).get("listening") == proc.pid:  # it bound the port itself
+            return proc.pid
         time.sleep(0.1)
     raise RuntimeError(f"the serve Service process did not listen on {port} within 30 s; see {folder / LOG}")
 
@@ -254,16 +253,28 @@ async def _serve(folder: Path) -> None:
     session = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None))
     service = f"{state['name']}-serve-svc"
 
+    def no_endpoint() -> web.Response:
+        return web.json_response({"error": f"Service {service} has no ready endpoints yet: its RayService's "
+                                           "applications are not all RUNNING"}, status=503)
+
+    def unreachable(target: str, exc: BaseException) -> web.Response:
+        return web.json_response({"error": f"Service {service}: the endpoint at {target} did not answer "
+                                           f"({type(exc).__name__})"}, status=502)
+
     async def forward(request: web.Request) -> web.StreamResponse:
         target = proxy["target"]
         if target is None:
-            return web.json_response({"error": f"Service {service} has no ready endpoints yet: its RayService's "
-                                               "applications are not all RUNNING"}, status=503)
+            return no_endpoint()
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await tunnel(request, target)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
-        body = await request.read()
-        try:
+        if request.content_length is not None:
+            headers["Content-Length"] = str(request.content_length)
+        reply = None
+        try:  # the body streams both ways: neither side is held in memory
             async with session.request(request.method, target + request.rel_url.raw_path_qs, headers=headers,
-                                       data=body or None, allow_redirects=False) as upstream:
+                                       data=request.content if request.body_exists else None,
+                                       allow_redirects=False) as upstream:
                 reply = web.StreamResponse(status=upstream.status, reason=upstream.reason)
                 for key, value in upstream.headers.items():
                     if key.lower() not in HOP_HEADERS:
@@ -275,16 +286,62 @@ async def _serve(folder: Path) -> None:
                     await reply.write(chunk)
                 await reply.write_eof()
                 return reply
-        except (aiohttp.ClientConnectionError, OSError) as exc:
-            return web.json_response({"error": f"Service {service}: the endpoint at {target} did not answer "
-                                               f"({type(exc).__name__})"}, status=502)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            if reply is None or not reply.prepared:
+                return unreachable(target, exc)
+            # the status line went out already: cut the connection, so the client sees a broken
+            # response (as it would through a Kubernetes Service), never a short one that looks whole
+            if request.transport is not None:
+                request.transport.abort()
+            raise ConnectionResetError(f"upstream {target} broke off the response: {exc!r}") from None
 
-    app = web.Application(client_max_size=64 * 1024**2)
+    async def tunnel(request: web.Request, target: str) -> web.StreamResponse:
+        """A WebSocket, passed through message by message (a Kubernetes Service passes its TCP stream)."""
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in HOP_HEADERS and not k.lower().startswith("sec-websocket-")}
+        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        try:
+            upstream = await session.ws_connect("ws" + target[len("http"):] + request.rel_url.raw_path_qs,
+                                                headers=headers, protocols=offered, autoping=False)
+        except aiohttp.WSServerHandshakeError as exc:
+            return web.json_response({"error": f"the endpoint refused the WebSocket: {exc.message}"},
+                                     status=exc.status)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            return unreachable(target, exc)
+        client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (), autoping=False)
+        await client.prepare(request)
+
+        async def pump(source, sink) -> None:
+            async for message in source:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    await sink.send_str(message.data)
+                elif message.type == aiohttp.WSMsgType.BINARY:
+                    await sink.send_bytes(message.data)
+                elif message.type == aiohttp.WSMsgType.PING:
+                    await sink.ping(message.data)
+                elif message.type == aiohttp.WSMsgType.PONG:
+                    await sink.pong(message.data)
+            await sink.close(code=source.close_code or aiohttp.WSCloseCode.OK)
+
+        pumps = [asyncio.ensure_future(pump(client, upstream)), asyncio.ensure_future(pump(upstream, client))]
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in pumps:
+                task.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            await upstream.close()
+            await client.close()
+        return client
+
+    app = web.Application()
     app.router.add_route("*", "/{tail:.*}", forward)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", state["port"], reuse_address=True)
     await site.start()
+    with locked(folder) as listening:  # `start` waits for this, not for any process on the port
+        listening["listening"] = os.getpid()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stopping.set)

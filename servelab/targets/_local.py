@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -92,6 +93,12 @@ def up(path: str | Path, *, show: bool = True, timeout: float = 300,
     cluster = find(name)
     if cluster is None:
         return _create(doc, show, timeout, die_with_owner)
+    # During an upgrade KubeRay compares the manifest with the *pending* cluster, not the
+    # active one, and sends serveConfigV2 there (shouldPrepareNewCluster, reconcileServe).
+    active, pending = _clusters_of(name)
+    upgrading = pending is not None and active is not None
+    if pending is not None:
+        cluster = pending
     have = objects.manifest_state(cluster)
     old_doc = have.get("doc")
     if old_doc is None or old_doc.get("kind") != doc["kind"]:  # not brought up from a manifest
@@ -102,7 +109,13 @@ def up(path: str | Path, *, show: bool = True, timeout: float = 300,
     old_spec, old_serve = _parts(old_doc)
     change = kuberay.classify_update(old_spec, cluster_spec)
     if change != "new-cluster":  # replicas, bounds, appended groups, serveConfigV2: in place
-        return _update_in_place(cluster, doc, old_doc, show, timeout, keep_cluster_spec=False)
+        if upgrading and show:
+            print(f"{name}: an upgrade is in progress: the change goes to the pending cluster "
+                  f"{objects.ray_cluster_name(pending)}, as KubeRay sends it there; the active one stays as it is")
+        cluster = _update_in_place(cluster, doc, old_doc, show, timeout, keep_cluster_spec=False)
+        if upgrading:
+            _await_switch(pending, Path(have["service"]), objects.ray_cluster_name(active), show, timeout)
+        return cluster
     if doc["kind"] == "RayCluster":
         if ((doc["spec"].get("upgradeStrategy") or {}).get("type")) != "Recreate":
             if show:
@@ -118,7 +131,10 @@ def up(path: str | Path, *, show: bool = True, timeout: float = 300,
         if show:
             print(f"{name}: rayClusterConfig changed, but upgradeStrategy.type is None: KubeRay leaves the running "
                   "cluster as it is, and so does the local target (delete the RayService and re-create it to apply)")
-        return _update_in_place(cluster, doc, old_doc, show, timeout, keep_cluster_spec=True)
+        cluster = _update_in_place(cluster, doc, old_doc, show, timeout, keep_cluster_spec=True)
+        if upgrading:
+            _await_switch(pending, Path(have["service"]), objects.ray_cluster_name(active), show, timeout)
+        return cluster
     if upgrade not in (None, "pending", "replace"):
         raise ServelabError(f"upgrade={upgrade!r}: use 'pending' (KubeRay's NewCluster) or 'replace'")
     if upgrade == "replace":
@@ -134,6 +150,18 @@ def up(path: str | Path, *, show: bool = True, timeout: float = 300,
         return _create(doc, show, timeout, die_with_owner, generation=have.get("generation", 1) + 1,
                        note=LOCAL_REPLACED, port=port)
     return _upgrade(cluster, doc, show, timeout, die_with_owner)
+
+
+def _clusters_of(name: str) -> tuple[LocalRay | None, LocalRay | None]:
+    """A RayService's running active and pending clusters (None, None for anything else)."""
+    folder = _service_of(name)
+    if folder is None:
+        return None, None
+    svc = service.read(folder)
+    active, pending = cluster_at(svc.get("active")), cluster_at(svc.get("pending"))
+    if active is not None and pending is not None and active.dir == pending.dir:
+        pending = None
+    return active, pending
 
 
 LOCAL_REPLACED = ("The last rayClusterConfig change replaced the cluster (upgrade='replace'): the service was down "
@@ -184,29 +212,32 @@ def _record(cluster: LocalRay, doc: dict, generation: int, folder: Path) -> None
     RayCluster name (`<service>-<5 chars>`, GenerateRayClusterName), its service folder."""
     name = doc["metadata"]["name"]
     objects.write_manifest_state(cluster, {
-        "doc": doc, "generation": generation, "service": str(folder),
+        "doc": doc, "generation": generation, "rayClusterGeneration": 1, "service": str(folder),
         "rayClusterName": kuberay.ray_cluster_name(name, str(cluster.dir)),
         "desired": _desired(doc["spec"]["rayClusterConfig"])})
 
 
-def _upgrade(active: LocalRay, doc: dict, show: bool, timeout: float, die_with_owner: bool) -> LocalRay:
+def _upgrade(current: LocalRay, doc: dict, show: bool, timeout: float, die_with_owner: bool) -> LocalRay:
     """KubeRay's NewCluster upgrade (rayservice_controller.go): a pending cluster beside the
-    active one; the serve Service moves to it once its applications are all RUNNING."""
+    active one; the serve Service moves to it once its applications are all RUNNING.
+    `current` is the cluster the manifest was compared with (the pending one, if any)."""
     name = doc["metadata"]["name"]
-    state = objects.manifest_state(active)
-    folder = Path(state["service"])
+    folder = Path(objects.manifest_state(current)["service"])
     svc = service.read(folder)
     serving = cluster_at(svc.get("active"))
-    old_name = objects.ray_cluster_name(active)
-    if active.profile.name == "small" and serving is not None:
+    old_name = objects.ray_cluster_name(serving or current)
+    small = current.profile.name == "small"
+    if small and serving is not None:
         raise ServelabError(
             f"{name}: rayClusterConfig changed, and KubeRay's NewCluster upgrade needs a second cluster beside the "
             f"running one; the small profile has no memory for two. {TWO_CLUSTERS}",
             layer="KubeRay",
             hint="choose: local.up(FILE, upgrade='replace') or `servelab up FILE --replace` stops the cluster and "
                  "starts the new one (downtime); or run with SERVELAB_PROFILE=default where memory allows")
-    # an earlier pending cluster that never took traffic: KubeRay replaces it too (stopped once
-    # the new one is registered, so the serve Service always has a cluster to wait for)
+    # An earlier pending cluster that never took traffic is replaced by the new one; KubeRay
+    # deletes it rayClusterDeletionDelaySeconds later, as any cluster it no longer names
+    # (cleanUpRayClusterInstance). It is handed over once the new one is named, so the serve
+    # Service always has a cluster to wait for.
     stale = cluster_at(svc.get("pending"))
     generation = svc.get("generation", 1) + 1
     cluster_spec, serve_config = _parts(doc)
@@ -216,41 +247,38 @@ def _upgrade(active: LocalRay, doc: dict, show: bool, timeout: float, die_with_o
     note = INCREMENTAL_LIMIT if kuberay.upgrade_type(doc["spec"]) == "NewClusterWithIncrementalUpgrade" else ""
     if note and show:
         print(f"{name}: {note}")
+    delay = kuberay.deletion_delay_s(doc["spec"])
+    stop_stale_now = False
 
     def register(new: LocalRay) -> None:  # KubeRay names the pending cluster as it creates it
-        nonlocal stale
+        nonlocal stale, stop_stale_now
         _record(new, doc, generation, folder)
         with service.locked(folder) as svc:
             if stale is not None and svc.get("pending") != str(stale.dir):
                 stale = None  # promoted while the new cluster started: it serves, and goes after the next switch
-            svc.update(pending=str(new.dir), doc=doc, generation=generation, note=note,
-                       deletionDelaySeconds=kuberay.deletion_delay_s(doc["spec"]))
+            elif stale is not None and small:
+                stop_stale_now = True  # no memory for it to linger: said below
+            elif stale is not None:
+                svc["deleting"].append({"dir": str(stale.dir), "deleteAt": time.time() + delay})
+            svc.update(pending=str(new.dir), doc=doc, generation=generation, note=note, deletionDelaySeconds=delay)
 
     pending = None
     try:
         pending = _start(name, cluster_spec, show, timeout, die_with_owner, service_port=svc["port"],
                          on_head=register)
-        if stale is not None:
-            if show:
-                print(f"{name}: deleting the pending cluster {objects.ray_cluster_name(stale)}, which never took "
-                      "traffic: the new one replaces it")
+        if stale is not None and show:
+            stale_name = objects.ray_cluster_name(stale)
+            print(f"{name}: the pending cluster {stale_name} never took traffic and is replaced by "
+                  f"{objects.ray_cluster_name(pending)}; "
+                  + (f"deleting {stale_name} now (the small profile has no memory to keep it "
+                     f"rayClusterDeletionDelaySeconds={delay:g}, as KubeRay would)" if stop_stale_now
+                     else f"{stale_name} is deleted in {delay:g}s (rayClusterDeletionDelaySeconds)"))
+        if stale is not None and stop_stale_now:
             stale.stop(show=False)
-        _deploy(pending, serve_config, show)
-        new_name = objects.ray_cluster_name(pending)
-
-        def switched():
-            if service.read(folder).get("active") == str(pending.dir):
-                return True
-            apps = pending.serve_api.applications()
-            for app_name, app in apps.items():
-                if app.get("status") == "DEPLOY_FAILED":
-                    raise Failed("application code", f"the pending cluster {new_name} cannot run application "
-                                 f"{app_name!r}: {app.get('message', '')[-600:]}",
-                                 hint=f"{old_name} still serves; fix the manifest and `up` it again")
-            return False
-
-        wait_for(switched, what=f"{new_name}: applications RUNNING, then the serve Service switches",
-                 layer="Serve", timeout=timeout, show=show)
+        # the latest manifest's serveConfigV2: it may have changed in place while the cluster started
+        latest = objects.manifest_state(pending).get("doc") or doc
+        _deploy(pending, _parts(latest)[1], show)
+        _await_switch(pending, folder, old_name, show, timeout)
     except Failed:
         raise  # KubeRay keeps the pending cluster and keeps trying; so does its status here
     except BaseException:
@@ -260,13 +288,39 @@ def _upgrade(active: LocalRay, doc: dict, show: bool, timeout: float, die_with_o
             if cluster_at(svc.get("pending")) is None:  # ours, and it did not come up
                 svc["pending"] = None
         raise
-    if show and serving is not None:
+    return pending
+
+
+def _await_switch(pending: LocalRay, folder: Path, old_name: str, show: bool, timeout: float) -> None:
+    """Wait until the serve Service points at `pending` (every application RUNNING, its head's
+    proxy healthy); a DEPLOY_FAILED application ends the wait, and the old cluster still serves."""
+    new_name = objects.ray_cluster_name(pending)
+    had_active = bool(service.read(folder).get("active"))
+
+    def switched():
+        svc = service.read(folder)
+        if svc.get("active") == str(pending.dir):
+            return True
+        if svc.get("pending") != str(pending.dir):
+            raise Failed("KubeRay", f"{new_name} was replaced by a newer manifest before it took traffic; "
+                         f"it is deleted after rayClusterDeletionDelaySeconds, as KubeRay deletes it",
+                         hint="the newer `up` waits for its own cluster; `servelab get rayservice` shows it")
+        return False
+        for app_name, app in pending.serve_api.applications().items():
+            if app.get("status") == "DEPLOY_FAILED":
+                raise Failed("application code", f"the pending cluster {new_name} cannot run application "
+                             f"{app_name!r}: {app.get('message', '')[-600:]}",
+                             hint=f"{old_name} still serves; fix the manifest and `up` it again")
+        return False
+
+    wait_for(switched, what=f"{new_name}: applications RUNNING, then the serve Service switches",
+             layer="Serve", timeout=timeout, show=show)
+    if show and had_active:
         delay = service.read(folder).get("deletionDelaySeconds")
-        print(f"{name}: traffic switched to {new_name}; {old_name} is deleted in {delay:g}s "
+        print(f"{pending.name}: traffic switched to {new_name}; {old_name} is deleted in {delay:g}s "
               "(rayClusterDeletionDelaySeconds)")
     elif show:
-        print(f"{name}: {new_name} is the first cluster to take traffic")
-    return pending
+        print(f"{pending.name}: {new_name} is the first cluster to take traffic")
 
 
 def _update_in_place(cluster: LocalRay, doc: dict, old_doc: dict, show: bool, timeout: float,
@@ -287,6 +341,8 @@ def _update_in_place(cluster: LocalRay, doc: dict, old_doc: dict, show: bool, ti
         changed = True
         _scale_in_place(cluster, new_spec, show, timeout)
         state["desired"] = _desired(new_spec)
+        if "rayClusterGeneration" in state:  # KubeRay updated the RayCluster object's spec
+            state["rayClusterGeneration"] += 1
     if serve_config is not None and serve_config != old_serve:
         changed = True
         if show:

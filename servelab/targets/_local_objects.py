@@ -46,6 +46,13 @@ def ray_cluster_name(cluster: LocalRay, state: dict | None = None) -> str:
     return state.get("rayClusterName") or cluster.name
 
 
+def raycluster_generation(state: dict) -> int:
+    """The RayCluster object's metadata.generation: a RayService's cluster is an object of its
+    own, created at 1 and bumped when KubeRay updates its spec in place; a RayCluster brought up
+    from its own manifest has the manifest's generation."""
+    return state.get("rayClusterGeneration", state.get("generation", 1))
+
+
 def _parts(doc: dict) -> tuple[dict, str]:
     spec = doc.get("spec") or {}
     return (spec.get("rayClusterConfig") or {}, "RayService") if doc.get("kind") == "RayService" \
@@ -224,7 +231,7 @@ def list_objects(clusters: list[LocalRay], resource: str) -> list[dict]:
             spec = doc.get("spec") or {}
             spec = spec.get("rayClusterConfig", spec) if doc.get("kind") == "RayService" else spec
             status = local_status.raycluster_status(cluster)
-            out.append(_ray_object("RayCluster", name, spec, status, state.get("generation", 1),
+            out.append(_ray_object("RayCluster", name, spec, status, raycluster_generation(state),
                                    cluster._owner_started))
         elif resource == "service":
             out.append(_service(kuberay.head_service_name(name), _head_selector(name), _head_ports(cluster)))

@@ -73,7 +73,7 @@ def _cluster_view(cluster: LocalRay, head_serving: bool | None) -> dict:
     not answer yet (a pending cluster starting) keeps its last status and shows no applications."""
     try:
         return _read_cluster(cluster, head_serving)
-    except (ServeAPIError, requests.RequestException) as exc:
+    except (ServeAPIError, requests.RequestException, OSError) as exc:  # OSError: its folder going with it
         state = objects.manifest_state(cluster)
         return {"name": objects.ray_cluster_name(cluster, state), "status": _load(cluster.dir / CLUSTER_STATUS),
                 "pods": [], "apps": {}, "statuses": {}, "groups": {}, "note": state.get("note", ""),
@@ -88,7 +88,8 @@ def _read_cluster(cluster: LocalRay, head_serving: bool | None) -> dict:
     pods = objects.pods(cluster, head_serving=head_serving, state=state)
     name = objects.ray_cluster_name(cluster, state)
     saved = _load(cluster.dir / CLUSTER_STATUS)
-    cluster_status = kuberay.raycluster_status(name, spec or {}, pods, saved, state.get("generation", 1))
+    cluster_status = kuberay.raycluster_status(name, spec or {}, pods, saved,
+                                               objects.raycluster_generation(state))
     _save(cluster.dir / CLUSTER_STATUS, cluster_status)
     apps = cluster.serve_api.applications()
     groups = {n["node_id"]: node_group(n) for n in objects.alive_nodes(cluster)}
@@ -101,6 +102,23 @@ def raycluster_status(cluster: LocalRay) -> dict:
     state = objects.manifest_state(cluster)
     serving = proxy_healthy(cluster) if state.get("service") else None
     return _cluster_view(cluster, head_serving=serving)["status"]
+
+
+LOCAL_GONE_NOTE = ("The active RayCluster {name} has no running pods (its processes ended: its owner stopped, or a "
+                   "fault took them). KubeRay would re-create its pods; the local target cannot: `up` the manifest "
+                   "again to bring the RayService back.")
+
+
+def _gone_view(cluster_dir: str, svc: dict) -> dict:
+    """A cluster the RayService still names whose processes are gone. Its RayCluster would still
+    exist on Kubernetes, with no pods: named in the status, head pod not found."""
+    state = _load(Path(cluster_dir) / objects.MANIFEST_STATE)
+    name = state.get("rayClusterName") or kuberay.ray_cluster_name(svc.get("name", ""), cluster_dir)
+    spec = ((state.get("doc") or svc.get("doc") or {}).get("spec") or {}).get("rayClusterConfig") or {}
+    previous = _load(Path(cluster_dir) / CLUSTER_STATUS)
+    cluster_status = kuberay.raycluster_status(name, spec, [], previous, objects.raycluster_generation(state))
+    return {"name": name, "status": cluster_status, "pods": [], "apps": {}, "statuses": {}, "groups": {},
+            "note": LOCAL_GONE_NOTE.format(name=name), "gone": True}
 
 
 def _servelab_reading(view: dict) -> dict:
@@ -125,7 +143,7 @@ def status(cluster: LocalRay) -> dict:
         if state.get("service"):
             return _service_status(Path(state["service"]), cluster)
         return _cluster_status(cluster)
-    except (ServeAPIError, requests.RequestException) as exc:
+    except (ServeAPIError, requests.RequestException, OSError) as exc:
         kind = (state.get("doc") or {}).get("kind", "RayCluster")
         return {"kind": kind, "name": cluster.name, "layer": "Ray runtime",
                 "conditions": [condition(False, "ServeUnreachable", str(exc))]}
@@ -151,6 +169,8 @@ def _service_status(folder: Path, fallback: LocalRay) -> dict:
     active, pending = cluster_at(svc.get("active")), cluster_at(svc.get("pending"))
     serving = active is not None and proxy_healthy(active)
     active_view = _cluster_view(active, head_serving=serving) if active else None
+    if active is None and svc.get("active"):
+        active_view = _gone_view(svc["active"], svc)
     pending_view = _cluster_view(pending, head_serving=proxy_healthy(pending)) if pending else None
     saved = _load(folder / SERVICE_STATUS)
     generation = svc.get("generation", 1)
@@ -188,9 +208,13 @@ def _service_status(folder: Path, fallback: LocalRay) -> dict:
         report["layer"] = "Ray runtime"
         return report
     report.update(_servelab_reading(active_view or main))
-    report["layer"] = None if kuberay.applications_ready(main["statuses"]) \
-        else diagnose_applications(main["statuses"])[0]
-    notes = [n for n in (svc.get("note"), LOCAL_ENDPOINTS_NOTE) if n]
+    if main.get("gone"):
+        report["layer"] = "Kubernetes"  # no pods: the first thing `kubectl get pods` would show
+    else:
+        report["layer"] = None if kuberay.applications_ready(main["statuses"]) \
+            else diagnose_applications(main["statuses"])[0]
+    gone = active_view["note"] if active_view and active_view.get("gone") else ""
+    notes = [n for n in (gone, svc.get("note"), LOCAL_ENDPOINTS_NOTE) if n]
     report["localTarget"] = " ".join(notes)
     return report
 
