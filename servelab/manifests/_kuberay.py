@@ -9,6 +9,7 @@ a well-formed resource that uses them gets no errors.
 from __future__ import annotations
 
 import re
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -24,6 +25,17 @@ DEPRECATED = {
     "deploymentUnhealthySecondThreshold": "KubeRay no longer uses it; Serve's own health checks decide",
 }
 IMAGE = re.compile(r"^(?:[\w.-]+/)?rayproject/(ray(?:-ml)?):(\S+)$")
+# The Ray release an image tag names: "2.60.0-py311-gpu", "2.46.0.0e19ea-py39" (a commit
+# build) and "2.49.2.deprecated-py311-gpu" (the last ray-ml tags) all start with it.
+TAG_VERSION = re.compile(r"^(\d+\.\d+\.\d+)(?!\d)")
+# Where a stock rayproject/ray image finds an application's top-level module: Ray itself and
+# the Python standard library. An import_path names an application object, and the only
+# ones such an image holds are Ray's own builders (KubeRay's LLM samples use
+# ray.serve.llm:build_openai_app). Everything else must come with a custom image or runtime_env.
+# (The standard library's names are this Python's; they barely differ between 3.10 and 3.12.)
+STOCK_IMAGE_MODULES = frozenset({"ray"}) | sys.stdlib_module_names
+# The application runtime_env fields that bring code or packages onto every node.
+CODE_FIELDS = ("working_dir", "py_modules", "pip", "uv", "conda")
 
 
 def load(text: str, name: str = "<text>") -> tuple[list[dict], list[Finding]]:
@@ -161,27 +173,60 @@ def _cluster(spec: dict, path: str) -> list[Finding]:
     return out
 
 
+def _groups(spec: dict, path: str) -> list[tuple[str, dict]]:
+    """(field path, group) for the head and every worker group that is a mapping."""
+    groups = [(f"{path}.headGroupSpec", spec.get("headGroupSpec") or {})]
+    groups += [(f"{path}.workerGroupSpecs[{i}]", g)
+               for i, g in enumerate(spec.get("workerGroupSpecs") or []) if isinstance(g, dict)]
+    return groups
+
+
+def _pod_containers(group: dict) -> list:
+    containers = ((group.get("template") or {}).get("spec") or {}).get("containers")
+    return containers if isinstance(containers, list) else []
+
+
+def _ray_ml(tag: str, ipath: str) -> Finding:
+    """A rayproject/ray-ml image: a warning, and the rayproject/ray tag to use instead.
+
+    ray-ml was deprecated from Ray 2.31 (tags got a ".deprecated" suffix, ray-project/ray#46378);
+    the last images are Ray 2.49.x and none is published for Ray 2.50 or later
+    (ray-project/ray#57070 "stop publishing ray-ml images", merged 2025-10-01). Older tags
+    are being deleted from Docker Hub too (ray-project/kuberay#5194). A warning, not an
+    error: the validator cannot see which tags a registry still serves.
+    """
+    version = TAG_VERSION.match(tag)
+    python = re.search(r"-py\d+", tag)
+    # A ray-ml tag without a platform meant the GPU image; rayproject/ray's means CPU.
+    platform = re.search(r"-(?:cpu|gpu|cu\d+)\b", tag)
+    instead = "rayproject/ray:" + (version.group(1) if version else "<version>")
+    instead += (python.group(0) if python else "") + (platform.group(0) if platform else "-gpu")
+    return Finding("warning", ipath,
+                   "rayproject/ray-ml images are deprecated and no longer published: the last ones are "
+                   "Ray 2.49.x, there are none for Ray 2.50 or later, and older tags are being removed",
+                   f"use {instead} (a -gpu/-cuXXX tag on GPU nodes) and bring the ML packages you need: "
+                   "build an image FROM it that pip-installs them, or list them in the application's "
+                   "runtime_env pip")
+
+
 def _versions(spec: dict, path: str) -> list[Finding]:
     out = []
     version = spec.get("rayVersion")
     if version is not None and not isinstance(version, str):
         out.append(Finding("error", f"{path}.rayVersion", f"{version!r} is not a string", f'quote it: rayVersion: "{version}"'))
         version = str(version)
-    groups = [(f"{path}.headGroupSpec", spec.get("headGroupSpec") or {})]
-    groups += [(f"{path}.workerGroupSpecs[{i}]", g)
-               for i, g in enumerate(spec.get("workerGroupSpecs") or []) if isinstance(g, dict)]
-    for gpath, group in groups:
-        for i, c in enumerate(((group.get("template") or {}).get("spec") or {}).get("containers") or []):
+    for gpath, group in _groups(spec, path):
+        for i, c in enumerate(_pod_containers(group)):
             match = IMAGE.match(str((c or {}).get("image", "")))
             if not match:
                 continue
             ipath = f"{gpath}.template.spec.containers[{i}].image"
             repo, tag = match.groups()
             if repo == "ray-ml":
-                out.append(Finding("error", ipath, "rayproject/ray-ml images are no longer published",
-                                   f"use rayproject/ray:{tag}"))
-            image_version = tag.split("-")[0]
-            if version and re.fullmatch(r"\d+\.\d+\.\d+", image_version) and image_version != version:
+                out.append(_ray_ml(tag, ipath))
+            tag_version = TAG_VERSION.match(tag)
+            image_version = tag_version.group(1) if tag_version else None
+            if version and image_version and image_version != version:
                 out.append(Finding("error", ipath, f"image is Ray {image_version} but rayVersion is {version}",
                                    "use the same Ray release in rayVersion and every image tag"))
     try:
@@ -216,6 +261,54 @@ def _service(spec: dict) -> list[Finding]:
     out += found
     if config is not None and isinstance(cluster, dict) and isinstance(cluster.get("headGroupSpec"), dict):
         out += _scheduling(config, cluster)
+        out += _code_not_in_image(config, cluster)
+    return out
+
+
+def _stock_ray_containers(cluster: dict) -> list[tuple[str, str]]:
+    """(field path, image) of each group whose Ray container runs a stock rayproject/ray image.
+
+    KubeRay runs Ray in a pod's first container. A container that sets PYTHONPATH is left
+    out: it may point into a mounted volume, which the validator cannot see into, just as
+    it cannot see into a custom image.
+    """
+    out = []
+    for gpath, group in _groups(cluster, "spec.rayClusterConfig"):
+        containers = _pod_containers(group)
+        ray = containers[0] if containers and isinstance(containers[0], dict) else {}
+        match = IMAGE.match(str(ray.get("image", "")))
+        env = {e.get("name") for e in ray.get("env") or [] if isinstance(e, dict)}
+        if match and match.group(1) == "ray" and "PYTHONPATH" not in env:
+            out.append((f"{gpath}.template.spec.containers[0].image", ray["image"]))
+    return out
+
+
+def _code_not_in_image(config: dict, cluster: dict) -> list[Finding]:
+    """Applications whose code is neither in the image nor brought by their runtime_env."""
+    stock = _stock_ray_containers(cluster)
+    if not stock:
+        return []  # custom images: the validator cannot see what code they hold
+    ipath, image = stock[0]
+    others = f"; {len(stock) - 1} more group(s) run a stock image too" if len(stock) > 1 else ""
+    out = []
+    for i, app in enumerate(config.get("applications") or []):
+        if not isinstance(app, dict):
+            continue
+        imp = app.get("import_path")
+        if not isinstance(imp, str) or not serve_lint.IMPORT_PATH.match(imp):
+            continue  # serve_lint reports malformed import paths
+        module = serve_lint.import_module_name(imp).split(".")[0]
+        env = app.get("runtime_env") if isinstance(app.get("runtime_env"), dict) else {}
+        if module in STOCK_IMAGE_MODULES or any(env.get(key) for key in CODE_FIELDS):
+            continue
+        out.append(Finding(
+            "warning", f"spec.serveConfigV2.applications[{i}].import_path",
+            f"module '{module}' is in neither the stock image {image} ({ipath}{others}) nor the "
+            f"application's runtime_env: on a real cluster the application fails with "
+            f"ModuleNotFoundError: No module named '{module}'",
+            "build an image that contains the code (as docker/rag-app.Dockerfile does: FROM rayproject/ray, "
+            "COPY the package, set PYTHONPATH) and run it in the head and every worker group, or bring the "
+            "code with the application's runtime_env: working_dir (a zip URL of the code) or py_modules"))
     return out
 
 

@@ -21,7 +21,20 @@ RENAMED = {
     "max_concurrent_queries": "max_ongoing_requests",
     "target_num_ongoing_requests_per_replica": "target_ongoing_requests",
 }
-IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*[:.][A-Za-z_]\w*$")
+# An import_path as Ray reads it (import_module_and_attr in ray/_common/utils.py, Ray 2.60):
+# "module.path:attr" splits at the colon, "module.path.attr" at the last dot, and the module
+# part goes to importlib.import_module. That finds each dotted part as a file or folder name
+# on sys.path (the working_dir is on it), so a part may hold a hyphen: KubeRay's own sample
+# "ray-operator.config.samples.vllm.serve_tpu:model" imports fine. A "/" never can: a file
+# path is not an import path. The attribute is a name in the module, so an identifier.
+IMPORT_PATH = re.compile(r"^[\w-]+(\.[\w-]+)*[:.][A-Za-z_]\w*$")
+
+
+def import_module_name(import_path: str) -> str:
+    """The module Ray imports for an import_path ("a.b:app" and "a.b.app" both give "a.b")."""
+    if ":" in import_path:
+        return import_path.split(":", 1)[0]
+    return import_path.rpartition(".")[0]
 
 
 def _models():
@@ -166,15 +179,24 @@ def _semantics(config: dict, path: str) -> list[Finding]:
                                f"(also applications[{seen_routes[route]}])", "give every application its own route_prefix"))
         if route is not None:
             seen_routes.setdefault(route, i)
-        imp = app.get("import_path")
-        if isinstance(imp, str) and not IMPORT_PATH.match(imp):
-            out.append(Finding("error", f"{app_path}.import_path",
-                               f"'{imp}' is not an import path",
-                               "write it as package.module:app (a Python module path, not a file path)"))
+        out += _import_path(app.get("import_path"), f"{app_path}.import_path")
         for j, dep in enumerate(app.get("deployments") or []):
             if isinstance(dep, dict):
                 out += _autoscaling(dep, f"{app_path}.deployments[{j}]")
     return out
+
+
+def _import_path(imp, path: str) -> list[Finding]:
+    if not isinstance(imp, str):
+        return []  # the schema pass reports a missing or non-string import_path
+    fix = "write it as package.module:app (a Python module path, not a file path)"
+    if not IMPORT_PATH.match(imp):
+        return [Finding("error", path, f"'{imp}' is not an import path: Ray reads module.path:attr or "
+                        "module.path.attr, with dotted module names and no '/'", fix)]
+    if ":" not in imp and imp.endswith(".py"):
+        return [Finding("error", path, f"'{imp}' is a file name: Ray would import module "
+                        f"'{import_module_name(imp)}' and look for an attribute 'py' in it", fix)]
+    return []
 
 
 def _autoscaling(dep: dict, path: str) -> list[Finding]:

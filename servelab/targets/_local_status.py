@@ -33,6 +33,11 @@ LOCAL_ENDPOINTS_NOTE = ("numServeEndpoints counts the head pod only: every node 
                         "proxy runs on the head alone (on KubeRay, worker pods whose proxy passes the readiness "
                         "probe count too).")
 
+LOCAL_SCHEDULING_NOTE = ("Pods are placed by count, not by size: this machine stands for the node pool and runs up to "
+                         "SERVELAB_MAX_NODES Ray nodes, so a pod is Pending only past that cap; its CPU, GPU and "
+                         "memory become the Ray node's logical resources but are not checked against free memory, "
+                         "as the Kubernetes scheduler checks a node's allocatable resources.")
+
 
 def _save(path: Path, value: dict) -> None:
     """Atomic: the notebook, `servelab get -w` and watcher threads read these at any moment."""
@@ -157,8 +162,7 @@ def _cluster_status(cluster: LocalRay) -> dict:
     if layer is None and view["statuses"] and not kuberay.applications_ready(view["statuses"]):
         layer = diagnose_applications(view["statuses"])[0]
     report["layer"] = layer
-    if view["note"]:
-        report["localTarget"] = view["note"]
+    report["localTarget"] = " ".join(n for n in (view["note"], LOCAL_SCHEDULING_NOTE) if n)
     return report
 
 
@@ -214,7 +218,7 @@ def _service_status(folder: Path, fallback: LocalRay) -> dict:
         report["layer"] = None if kuberay.applications_ready(main["statuses"]) \
             else diagnose_applications(main["statuses"])[0]
     gone = active_view["note"] if active_view and active_view.get("gone") else ""
-    notes = [n for n in (gone, svc.get("note"), LOCAL_ENDPOINTS_NOTE) if n]
+    notes = [n for n in (gone, svc.get("note"), LOCAL_ENDPOINTS_NOTE, LOCAL_SCHEDULING_NOTE) if n]
     report["localTarget"] = " ".join(notes)
     return report
 

@@ -114,6 +114,8 @@ def _upgrade_under_load(tmp_path):
         # 2. worker replicas: not in KubeRay's hash, so the same cluster scales
         same = local.up(manifest(tmp_path, "v1-scale.yaml", hello_replicas=1, cpu_workers=2), show=False)
         assert same.dir == first.dir and len(same.nodes()) == 4
+        # KubeRay updated the RayCluster object in place: its own generation moved, from 1
+        assert local.status(same)["activeServiceStatus"]["rayClusterStatus"]["observedGeneration"] == 2
         assert conditions() == {"Ready": "NonZeroServeEndpoints", "UpgradeInProgress": "NoPendingCluster"}
         assert not [s for s in seen if s[0] and s[0][0] == "True"], "no pending cluster for in-place updates"
         # 3. the pod template: a pending cluster (in a thread: its `up` waits for the switch) ...
@@ -146,6 +148,7 @@ def _upgrade_under_load(tmp_path):
         assert hello_replicas(new) == 2 and hello_replicas(first) == 1
         after = local.status(new)
         assert after["activeServiceStatus"]["rayClusterName"] == new_name
+        assert after["activeServiceStatus"]["rayClusterStatus"]["observedGeneration"] == 1  # a new object
         assert {c["type"]: c["reason"] for c in after["conditions"]} == {
             "Ready": "NonZeroServeEndpoints", "UpgradeInProgress": "NoPendingCluster"}
         assert processes.processes_under(old_dir), "the old cluster is deleted only after the delay"

@@ -110,7 +110,9 @@ def test_serve_config_change_updates_in_place(service, tmp_path):
     while local.status(same)["placement"]["hello/Hello"] != {"gpu-workers": 1}:
         assert time.monotonic() < deadline
         time.sleep(1)
-    assert local.status(same)["observedGeneration"] == 2  # metadata.generation: one spec change
+    report = local.status(same)
+    assert report["observedGeneration"] == 2  # metadata.generation: one spec change
+    assert report["activeServiceStatus"]["rayClusterStatus"]["observedGeneration"] == 1  # its RayCluster's did not
 
 
 def test_a_bad_update_keeps_ready_while_the_old_version_serves(service, tmp_path):
