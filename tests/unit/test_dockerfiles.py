@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 RAG = REPO / "docker" / "rag-app.Dockerfile"
 COURSE = REPO / "docker" / "course.Dockerfile"
 MANIFEST = REPO / "manifests" / "rayservice-rag.yaml"
+# every RayService the course ships runs the app image: it holds the code their import_path names
+SERVICES = [MANIFEST, REPO / "manifests" / "rayservice-support-assistant.yaml"]
 RAY = metadata.version("ray")
 
 
@@ -78,8 +80,9 @@ def test_each_image_has_a_healthcheck_that_waits_for_model_loading():
     assert ":8888/api" in course["cmd"]
 
 
-def test_the_rayservice_runs_the_app_image_with_matching_tags():
-    doc = yaml.safe_load(MANIFEST.read_text())
+@pytest.mark.parametrize("manifest", SERVICES, ids=lambda p: p.stem)
+def test_the_rayservice_runs_the_app_image_with_matching_tags(manifest):
+    doc = yaml.safe_load(manifest.read_text())
     cluster = doc["spec"]["rayClusterConfig"]
     assert cluster["rayVersion"] == RAY
     groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
@@ -136,6 +139,10 @@ app = getattr(importlib.import_module({module!r}), {attr!r})
 encoder = bake.reranker_encoder()
 print(servelab.__file__, type(app).__name__, encoder.weights.shape)
 """
+    for other in SERVICES[1:]:  # the other RayServices' applications import from the same layout
+        for app in yaml.safe_load(yaml.safe_load(other.read_text())["spec"]["serveConfigV2"])["applications"]:
+            mod, name = app["import_path"].split(":")
+            probe += f"assert getattr(importlib.import_module({mod!r}), {name!r}) is not None\n"
     # Run from the layout's root, not the repository: only the image's files are importable.
     done = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path[:0] = {[env['PYTHONPATH']]!r}\n" + probe],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)

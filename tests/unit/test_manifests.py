@@ -13,13 +13,7 @@ HERE = Path(__file__).parents[1] / "support" / "manifests"
 REPO = HERE.parents[2]
 BROKEN = sorted((HERE / "broken").glob("*.yaml"))
 UPSTREAM = sorted((HERE / "upstream").glob("*.yaml"))
-# The course manifest runs servelab's code on stock rayproject/ray images with no runtime_env,
-# so it cannot import its application on a real cluster (issue 22). When the manifest is
-# fixed this test passes, and strict xfail asks for the mark to go.
-CODE_NOT_IN_IMAGE = pytest.mark.xfail(strict=True, reason="servelab's code is not in its stock images")
-VALID = sorted((HERE / "valid").glob("*.yaml")) + [
-    pytest.param(p, marks=CODE_NOT_IN_IMAGE) if p.stem == "rayservice-support-assistant" else p
-    for p in sorted((REPO / "manifests").glob("*.yaml"))]
+VALID = sorted((HERE / "valid").glob("*.yaml")) + sorted((REPO / "manifests").glob("*.yaml"))
 
 
 def expectation(path: Path) -> tuple[str, str]:
