@@ -2,8 +2,10 @@
 
 On Kubernetes, `enableInTreeAutoscaling: true` adds an autoscaler container to
 the head pod: it reads the RayCluster, watches Ray's resource demand, and asks
-KubeRay for more or fewer worker pods. Here the same autoscaler (Ray's v1
-StandardAutoscaler, run by the head's monitor process) gets:
+KubeRay for more or fewer worker pods. With Ray >= 2.47 that is autoscaler v2 unless
+`autoscalerOptions.version` says v1 (KubeRay 1.7, apis/ray/v1/raycluster_types.go).
+Here Ray's v1 StandardAutoscaler, run by the head's monitor process, does it (the same
+demand-driven decisions; the warnings say where v2 would differ). It gets:
 
 - its config from Ray's own KubeRay translation of the RayCluster spec
   (`_derive_autoscaling_config_from_ray_cr`, through _ray.py: groups, min/max, resources, idle timeout);
@@ -57,6 +59,13 @@ def autoscaler_config(name: str, cluster_spec: dict, *, gcs_address: str, temp_d
             group["minReplicas"] = min(group["minReplicas"], group["maxReplicas"])
         count = group.get("replicas", group["minReplicas"])
         initial[name_] = max(group["minReplicas"], min(count, group["maxReplicas"]))
+        if group.get("idleTimeoutSeconds") is not None:
+            warnings.append(f"{name_}: idleTimeoutSeconds {group['idleTimeoutSeconds']} is read by Ray's autoscaler v2 "
+                            "only (KubeRay's default for Ray >= 2.47, raycluster_types.go); the local target runs "
+                            "v1, which removes idle pods of every group after autoscalerOptions.idleTimeoutSeconds")
+    if (spec.get("autoscalerOptions") or {}).get("version") == "v2":
+        warnings.append("autoscalerOptions.version v2: the local target runs Ray's autoscaler v1 (same demand-driven "
+                        "scaling; v2's per-group idle timeouts and labels-based scheduling are not modelled)")
     cr = {"metadata": {"name": name, "namespace": "default"}, "spec": spec}
     config = derive_autoscaling_config_from_ray_cr(cr)
     if config["max_workers"] > budget:

@@ -246,9 +246,19 @@ class LocalRay:
         config, self.autoscaler_warnings = autoscaling.autoscaler_config(
             self.name, self.autoscale, gcs_address=self.gcs_address, temp_dir=str(self._dir / "r"),
             max_nodes=max_nodes())
-        (self._dir / AUTOSCALER_CONFIG).write_text(json.dumps(config, indent=2))
+        tmp = self._dir / (AUTOSCALER_CONFIG + ".tmp")  # atomic: the monitor re-reads it every loop
+        tmp.write_text(json.dumps(config, indent=2))
+        tmp.replace(self._dir / AUTOSCALER_CONFIG)
         for warning in self.autoscaler_warnings:
             print(f"warning: {warning}")
+
+    def set_autoscaling(self, cluster_spec: dict) -> None:
+        """New worker-group bounds for Ray's autoscaler, applied from its next loop: it re-reads
+        its config file each time, as on KubeRay it re-reads the RayCluster each time."""
+        if not (self._dir / AUTOSCALER_CONFIG).exists():  # (a handle from from_state has no spec)
+            raise RuntimeError(f"{self.name} was started without Ray's autoscaler")
+        self.autoscale = cluster_spec
+        self._write_autoscaler_config()
 
     def _head_cmd(self) -> list[str]:
         from servelab.cluster import _head_node as head_node

@@ -59,7 +59,7 @@ QUESTIONS: dict[str, Question] = {q.key: q for q in [
                "They would fit in the accounting, but two generators per device compete for its memory "
                "and compute. Only do this after measuring it."),
          "b": ("Make the replica bound and the GPU capacity agree: cap `max_replicas` at the GPUs the "
-               "cluster can have, or let the GPU worker group grow so the autoscaler can add nodes.",
+               "cluster can have, or raise the GPU worker group's maxReplicas so Ray's autoscaler can add pods.",
                "Right. A replica that needs a whole device waits until one exists. Either the "
                "deployment asks for no more than the cluster can give, or the cluster can grow to it."),
          "c": ("Raise `target_ongoing_requests` so fewer replicas are wanted.",

@@ -373,9 +373,10 @@ def _scale_in_place(cluster: LocalRay, new_spec: dict, show: bool, timeout: floa
     as KubeRay adds or deletes worker pods; the cluster and its applications stay."""
     name = cluster.name
     if new_spec.get("enableInTreeAutoscaling"):
+        cluster.set_autoscaling(new_spec)
         if show:
-            print(f"{name}: worker-group bounds changed; with the autoscaler on, it scales within them "
-                  "(the local target restarts no node for this)")
+            print(f"{name}: worker-group bounds changed: Ray's autoscaler scales within the new ones from its "
+                  "next loop (a few seconds)")
         return
     want = _desired(new_spec)
     have = Counter(node_group(n) for n in cluster.nodes())

@@ -53,3 +53,15 @@ def test_idle_timeout_and_missing_bounds_follow_kuberay_defaults():
     cpu = config["available_node_types"]["cpu-workers"]
     assert (cpu["min_workers"], cpu["max_workers"]) == (0, 5)  # unbounded in KubeRay; this machine's cap
     assert any(w.startswith("cpu-workers: maxReplicas 2147483647 capped to 5") for w in warnings)
+
+
+def test_what_only_autoscaler_v2_reads_is_said_not_silently_dropped():
+    # KubeRay 1.7 apis/ray/v1/raycluster_types.go: a worker group's idleTimeoutSeconds is read by
+    # autoscaler v2 only, and v2 is the default from Ray 2.47 when autoscalerOptions.version is unset.
+    spec = support_spec()
+    spec["workerGroupSpecs"][1]["idleTimeoutSeconds"] = 30
+    spec["autoscalerOptions"] = {"version": "v2", "idleTimeoutSeconds": 45}
+    config, warnings = config_for(spec)
+    assert config["idle_timeout_minutes"] == 0.75  # the cluster-wide one is what v1 uses
+    assert any(w.startswith("gpu-workers: idleTimeoutSeconds 30") and "v2 only" in w for w in warnings), warnings
+    assert any(w.startswith("autoscalerOptions.version v2") for w in warnings), warnings
