@@ -30,6 +30,14 @@ def without_batching(solution: str) -> str:
 """ + solution[end:]
 
 
+def default_idle_timeout(solution: str) -> str:
+    # Ray's autoscaler on, bounds right, but no autoscalerOptions: idle GPU pods stay the
+    # default 60 s (idleTimeoutSeconds, apis/ray/v1/raycluster_types.go in KubeRay 1.7).
+    start = solution.index("  autoscalerOptions:")
+    end = solution.index("  headGroupSpec:")
+    return solution[:start] + solution[end:]
+
+
 @pytest.fixture(scope="module")
 def graded():
     return grading.roundtrip(LAB)
@@ -39,20 +47,24 @@ def graded():
 def dated():
     solution = grading.solution_answers(LAB)
     assert old_field_names(solution["autoscaling"]) != solution["autoscaling"]
+    assert "autoscalerOptions" not in default_idle_timeout(solution["autoscaler_manifest"])
     return grading.roundtrip(LAB, {"dated": {"autoscaling": old_field_names(solution["autoscaling"]),
-                                             "batching": without_batching(solution["batching"])}},
+                                             "batching": without_batching(solution["batching"]),
+                                             "autoscaler_manifest": default_idle_timeout(
+                                                 solution["autoscaler_manifest"])}},
                              extremes=False)["dated"]
 
 
 def test_solution_full_marks_untouched_zero(graded):
-    check_extremes(graded, 10)
+    check_extremes(graded, 12)
 
 
 @pytest.mark.extended
-def test_old_names_and_no_batching_cost_exactly_their_points(dated):
+def test_old_names_no_batching_and_default_idle_time_cost_exactly_their_points(dated):
     assert dated.cells == {
         "test_autoscaling_fields": 0.0,   # lint finding; Serve runs its default target
         "test_scales_with_load": 4.0,     # ...which still scales under this load
         "test_scorer_correct": 2.0,
         "test_batching_speedup": 0.0,
+        "test_autoscaler": 0.0,           # the idle GPU pods outlive the 45 s
     }, dated
