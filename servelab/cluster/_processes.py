@@ -108,7 +108,9 @@ def describe(procs: list[psutil.Process]) -> str:
     lines = []
     for p in procs:
         try:
-            lines.append(f"  pid {p.pid}: {' '.join(p.cmdline())[:120] or p.name()}")
+            where = _marker_of(p)  # which cluster (or serve Service) folder it belongs to
+            lines.append(f"  pid {p.pid}: {' '.join(p.cmdline())[:120] or p.name()}"
+                         + (f"  [{where}]" if where else ""))
         except psutil.Error:
             lines.append(f"  pid {p.pid}: (gone)")
     return "\n".join(lines)

@@ -138,8 +138,10 @@ def start(folder: Path, env: dict) -> int:
     raise RuntimeError(f"the serve Service process did not listen on {port} within 30 s; see {folder / LOG}")
 
 
-def stop(folder: Path, timeout: float = 10) -> None:
-    """Stop the service process (its clusters are the caller's to stop) and remove its folder."""
+def stop(folder: Path, timeout: float = 60) -> None:
+    """Stop the service process (its clusters are the caller's to stop) and remove its folder.
+    The timeout covers a deletion in progress, which the process finishes before it exits
+    (LocalRay.stop: 30 s, then SIGKILL and 10 s more)."""
     import signal
 
     import psutil

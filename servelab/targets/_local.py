@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from servelab.clients._state import GROUP_LABEL, node_group
+from servelab.cluster import _processes as processes
 from servelab.cluster import _service as service
 from servelab.cluster._localray import AUTOSCALER_CONFIG, PROXY_LOCATION, LocalRay, default_root, max_nodes
 from servelab.cluster._ports import LOOPBACK, visible_port
@@ -545,11 +547,22 @@ def down(name: str) -> bool:
     """Stop every cluster of `name` (a RayService's active, pending and deleting ones) and its
     serve Service; False if nothing of that name ran."""
     folder = _service_of(name)
+    svc = service.read(folder) if folder is not None else {}
+    listed = [svc.get("active"), svc.get("pending")] + [d["dir"] for d in svc.get("deleting") or []]
     clusters = [c for c in LocalRay.find() if c.name == name]
     for cluster in clusters:
         cluster.stop()
     if folder is not None:
-        service.stop(folder)
+        service.stop(folder)  # lets it finish a deletion it has begun
+    # A cluster the Service was deleting has no owner any more, so LocalRay.find() skips it:
+    # whatever is left of it goes now, by the pids under its folder.
+    for cluster_dir in filter(None, listed):
+        left = processes.processes_under(cluster_dir)
+        if left:
+            processes.kill_all(left)
+            processes.wait_gone(cluster_dir, 10)
+        if not os.environ.get("SERVELAB_KEEP_LOGS"):
+            shutil.rmtree(cluster_dir, ignore_errors=True)
     return bool(clusters) or folder is not None
 
 
