@@ -268,3 +268,24 @@ def test_a_websocket_passes_through(tmp_path, stack, websocket_echo):
                 return plain.status
 
     assert asyncio.run(talk()) in (400, 426)
+
+
+def test_down_ends_what_is_left_of_a_cluster_the_service_was_deleting(tmp_path, stack, monkeypatch):
+    from servelab.targets import local
+
+    monkeypatch.setenv("SERVELAB_TMPDIR", str(tmp_path))
+    url = started_service(stack, tmp_path, stand_in_cluster(stack, tmp_path, "live", {"status": "RUNNING"}))
+    assert url
+    # A cluster mid-deletion: its owner is gone (so LocalRay.find skips it), a process of it lingers.
+    half = tmp_path / "chalf"
+    half.mkdir()
+    lingering = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"],
+                                 env={**os.environ, processes.MARKER: str(half)})
+    stack.callback(lingering.wait)
+    stack.callback(lambda: lingering.poll() is None and lingering.kill())
+    folder = service.find(tmp_path, "svc")
+    with service.locked(folder) as state:
+        state["deleting"].append({"dir": str(half), "deleteAt": time.time() + 3600})
+    assert local.down("svc")
+    wait(lambda: lingering.poll() is not None)
+    assert not half.exists() and service.find(tmp_path, "svc") is None
