@@ -109,15 +109,19 @@ def up(path: str | Path, *, show: bool = True, timeout: float = 300,
         cluster.stop(show=show)
         return _create(doc, show, timeout, die_with_owner)
     old_spec, old_serve = _parts(old_doc)
+
+    def in_place(keep_cluster_spec: bool) -> LocalRay:
+        updated = _update_in_place(cluster, doc, old_doc, show, timeout, keep_cluster_spec=keep_cluster_spec)
+        if upgrading:  # as a NewCluster `up` does, return once traffic moved to the pending cluster
+            _await_switch(pending, Path(have["service"]), objects.ray_cluster_name(active), show, timeout)
+        return updated
+
     change = kuberay.classify_update(old_spec, cluster_spec)
     if change != "new-cluster":  # replicas, bounds, appended groups, serveConfigV2: in place
         if upgrading and show:
             print(f"{name}: an upgrade is in progress: the change goes to the pending cluster "
                   f"{objects.ray_cluster_name(pending)}, as KubeRay sends it there; the active one stays as it is")
-        cluster = _update_in_place(cluster, doc, old_doc, show, timeout, keep_cluster_spec=False)
-        if upgrading:
-            _await_switch(pending, Path(have["service"]), objects.ray_cluster_name(active), show, timeout)
-        return cluster
+        return in_place(keep_cluster_spec=False)
     if doc["kind"] == "RayCluster":
         if ((doc["spec"].get("upgradeStrategy") or {}).get("type")) != "Recreate":
             if show:
@@ -133,10 +137,7 @@ def up(path: str | Path, *, show: bool = True, timeout: float = 300,
         if show:
             print(f"{name}: rayClusterConfig changed, but upgradeStrategy.type is None: KubeRay leaves the running "
                   "cluster as it is, and so does the local target (delete the RayService and re-create it to apply)")
-        cluster = _update_in_place(cluster, doc, old_doc, show, timeout, keep_cluster_spec=True)
-        if upgrading:
-            _await_switch(pending, Path(have["service"]), objects.ray_cluster_name(active), show, timeout)
-        return cluster
+        return in_place(keep_cluster_spec=True)
     if upgrade not in (None, "pending", "replace"):
         raise ServelabError(f"upgrade={upgrade!r}: use 'pending' (KubeRay's NewCluster) or 'replace'")
     if upgrade == "replace":
