@@ -38,9 +38,10 @@ labs: $(STAMP)
 binder-badge:
 	$(PYTHON) binder/badge.py $(if $(REMOTE),--remote $(REMOTE),) $(if $(REF),--ref $(REF),)
 
-# JupyterLab on the course's start page, local target (no Kubernetes needed).
+# JupyterLab on the course's start page, local target (no Kubernetes needed);
+# TARGET=kubernetes points the labs at the cluster of the current kubeconfig context instead.
 lab: labs
-	SERVELAB_TARGET=local $(BIN)/jupyter lab \
+	SERVELAB_TARGET=$(or $(TARGET),local) $(BIN)/jupyter lab \
 	  --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) \
 	  --LabApp.default_url=/lab/tree/notebooks/00-start-here.ipynb \
 	  $(if $(NO_BROWSER),--no-browser,) \

@@ -93,6 +93,7 @@ class LocalRay:
         autoscale: dict | None = None,
         profile: str | None = None,
         service_port: int | None = None,
+        on_folder=None,
     ):
         self.name = name
         self.num_cpus = num_cpus if num_cpus is not None else max(4, os.cpu_count() or 1)
@@ -106,6 +107,9 @@ class LocalRay:
         # A RayService's clusters sit behind its serve Service (cluster/_service.py): serve_url is
         # the Service's stable port, proxy_url this cluster's own Serve proxy.
         self.service_port = service_port
+        # Called with this cluster once its folder exists, before any Ray process starts: what a
+        # manifest records there is known to status readers for the whole start-up.
+        self.on_folder = on_folder
         self.dir: Path | None = None
         self.ports: Ports | None = None
         self.owner_pid: int | None = None
@@ -222,6 +226,8 @@ class LocalRay:
                 "(107 bytes); set SERVELAB_TMPDIR to a shorter directory, e.g. /tmp/sl", layer="Ray runtime")
         self.token_file.write_text(secrets.token_hex(32))
         self.token_file.chmod(0o600)
+        if self.on_folder is not None:
+            self.on_folder(self)
         if show:
             print(f"Starting a private Ray cluster '{self.name}' on {LOOPBACK} "
                   f"(Serve :{self.ports.serve}, dashboard :{self.ports.dashboard}, "

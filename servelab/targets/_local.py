@@ -180,14 +180,11 @@ def _create(doc: dict, show: bool, timeout: float, die_with_owner: bool, generat
     name = doc["metadata"]["name"]
     cluster_spec, serve_config = _parts(doc)
     if doc["kind"] != "RayService":
-        cluster = _start(name, cluster_spec, show, timeout, die_with_owner)
-        try:
+        # Recorded before the head starts: a status read during start-up sees the pods still to
+        # come, and the RayCluster not ready yet, as KubeRay reports it.
+        return _start(name, cluster_spec, show, timeout, die_with_owner, on_folder=lambda cluster: (
             objects.write_manifest_state(cluster, {"doc": doc, "generation": generation, "note": note,
-                                                   "rayClusterName": name, "desired": _desired(cluster_spec)})
-        except BaseException:
-            cluster.stop(show=False, keep_logs=True)
-            raise
-        return cluster
+                                                   "rayClusterName": name, "desired": _desired(cluster_spec)})))
     # A RayService: its serve Service first (the stable port), then its first cluster, which
     # is pending until its applications are RUNNING, as KubeRay starts every RayService.
     folder = service.create(default_root(), name, port or visible_port("serve"), kuberay.deletion_delay_s(doc["spec"]))
@@ -417,15 +414,16 @@ def _remove_workers(cluster: LocalRay, group: str, count: int) -> None:
 
 
 def _start(name: str, cluster_spec: dict, show: bool, timeout: float, die_with_owner: bool,
-           service_port: int | None = None, on_head=None) -> LocalRay:
+           service_port: int | None = None, on_head=None, on_folder=None) -> LocalRay:
     """Start the head, then the workers; `on_head(cluster)` runs in between (a RayService's new
-    cluster is named in its status as soon as KubeRay creates it, before its pods are up)."""
+    cluster is named in its status as soon as KubeRay creates it, before its pods are up), and
+    `on_folder(cluster)` before the head (LocalRay's)."""
     shapes = placement.node_shapes(cluster_spec)
     head = shapes[0]
     autoscale = bool(cluster_spec.get("enableInTreeAutoscaling"))
     cluster = LocalRay(name, num_cpus=int(head.cpus), num_gpus=int(head.gpus), memory=head.memory,
                        die_with_owner=die_with_owner, service_port=service_port,
-                       autoscale=cluster_spec if autoscale else None)
+                       autoscale=cluster_spec if autoscale else None, on_folder=on_folder)
     cluster.start(timeout=timeout, show=show)
     try:
         if on_head is not None:

@@ -19,6 +19,7 @@ CUSTOM = re.compile(r"^/apis/ray\.io/v1/namespaces/([^/]+)/([a-z]+)(?:/([^/?]+))
 CRD = re.compile(r"^/apis/apiextensions\.k8s\.io/v1/customresourcedefinitions/([^/?]+)$")
 DEPLOYMENT = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/?]+)$")
 PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/?]+))?$")
+SECRET = re.compile(r"^/api/v1/namespaces/([^/]+)/secrets/([^/?]+)$")
 NO_TYPE = "the server could not find the requested resource"
 
 
@@ -33,6 +34,7 @@ class FakeAPIServer:
         self.operator_ready = operator_ready
         self.objects: dict[tuple[str, str, str], dict] = {}  # (namespace, plural, name) -> object
         self.pods: dict[tuple[str, str], dict] = {}  # (namespace, name) -> pod
+        self.secrets: dict[tuple[str, str], dict] = {}  # (namespace, name) -> {key: base64 value}
         self.requests: list[tuple[str, str, dict | None]] = []  # method, path with query, body
         self._version = 1000
         server = self
@@ -106,6 +108,11 @@ class FakeAPIServer:
         return 200, {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}
 
     def route(self, method: str, path: str, body: dict | None):
+        if (m := SECRET.match(path)) and method == "GET":
+            if m.groups() not in self.secrets:
+                return 404, status_body(404, "NotFound", f'secrets "{m.group(2)}" not found')
+            return 200, {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                         "metadata": {"name": m.group(2), "namespace": m.group(1)}, "data": self.secrets[m.groups()]}
         if m := PODS.match(path):
             key = (m.group(1), m.group(2))
             if method != "DELETE" or key not in self.pods:
