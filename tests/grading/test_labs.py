@@ -1,5 +1,6 @@
 """labs/ is generated from grading/source, and the sources are well-formed nbgrader labs."""
 
+import re
 import shutil
 
 import nbformat
@@ -52,7 +53,8 @@ def test_source_is_a_complete_graded_lab(lab):
         if cell.cell_type == "code":
             assert not cell.get("outputs"), "commit sources with outputs cleared"
     if any("cluster" in c.source for c in nb.cells if c.cell_type == "code"):
-        assert "cluster.stop()" in nb.cells[-1].source, "the last cell stops the learner's cluster"
+        assert re.search(r"cluster\.stop\(\)|target\.down\(|local\.down\(", nb.cells[-1].source), \
+            "the last cell stops the learner's cluster"
 
 
 @pytest.mark.parametrize("lab", labs.lab_names())
