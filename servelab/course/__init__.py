@@ -1,7 +1,7 @@
 """Course content that is code, and where the course's files are.
 
 Public: `layout()` and `Layout` (the course root and its folders), and the modules
-`quiz` (`quiz.ask`, `quiz.show`, `quiz.feedback`) and `production_plan` (lab 8's
+`quiz` (`quiz.ask`: the lessons' practice questions) and `production_plan` (lab 8's
 scenario and the checks of a plan), imported on first use: they load ipywidgets
 and Ray's schemas.
 """

@@ -32,7 +32,7 @@ OUTCOMES = (
          "lifecycle and request routing on Kubernetes",
          ("02-ray-and-kuberay", "06-rayservice", "10-packaging-for-production"),
          ("lab4-rayservice-gpu:test_manifest", "lab4-rayservice-gpu:test_ready",
-          "quiz-scenarios:test_copied_code", "lab8-production-plan:test_delivery")),
+          "quiz-scenarios:test_new_image", "lab8-production-plan:test_delivery")),
     Goal("outcome", "Configure KubeRay RayCluster and RayService resources with CPU, GPU, "
          "autoscaling and health-check settings that match the workload",
          ("03-installing-kuberay", "05-multi-stage-resources", "06-rayservice",
@@ -40,8 +40,9 @@ OUTCOMES = (
          ("lab3-kuberay-cluster:test_manifest_workers", "lab4-rayservice-gpu:test_gpu_placement",
           "lab5-autoscaling-batching:test_autoscaling_fields", "lab5-autoscaling-batching:test_autoscaler",
           "lab6-fault-injection:test_hang_replaced",
-          "quiz-scenarios:test_gpu_pending", "quiz-scenarios:test_fractional_gpu",
-          "quiz-scenarios:test_target_latency", "lab8-production-plan:test_resource_shapes",
+          "quiz-scenarios:test_head_no_cpus", "quiz-scenarios:test_gpu_packing",
+          "quiz-scenarios:test_replica_target", "quiz-scenarios:test_autoscaler_bound",
+          "lab8-production-plan:test_resource_shapes",
           "lab8-production-plan:test_scaling")),
     Goal("outcome", "Implement a Ray Serve application that composes several model stages "
          "into a production-style inference pipeline",
@@ -49,7 +50,7 @@ OUTCOMES = (
           "05-multi-stage-resources"),
          ("lab1-serve-basics:test_bad_requests", "lab2-rag-pipeline:test_composition",
           "lab2-rag-pipeline:test_hidden_queries", "lab5-autoscaling-batching:test_batching_speedup",
-          "quiz-scenarios:test_predict_replicas")),
+          "quiz-scenarios:test_async_concurrency")),
     Goal("outcome", "Debug common Ray Serve failures by tracing symptoms through Kubernetes, "
          "KubeRay, Ray actors, Serve replicas and application logs",
          ("02-ray-and-kuberay", "08-monitoring-and-debugging", "10-packaging-for-production"),
@@ -57,12 +58,12 @@ OUTCOMES = (
           "lab6-fault-injection:test_layers_runtime",
           "lab6-fault-injection:test_lost_state_replaced", "lab7-debug-by-layer:test_diagnosis_serve",
           "lab7-debug-by-layer:test_fixed_resources", "lab7-debug-by-layer:test_fixed_vision",
-          "quiz-scenarios:test_route",
-          "quiz-scenarios:test_upgrade_imports")),
+          "quiz-scenarios:test_ready_after_typo",
+          "quiz-scenarios:test_pending_gpu_pod")),
     Goal("outcome", "Evaluate when Ray Serve fits better than KServe, Triton, Seldon Core or a "
          "plain HTTP service",
          ("09-choosing-a-serving-stack",),
-         ("quiz-scenarios:test_stack_choice", "quiz-scenarios:test_fractional_gpu")),
+         ("quiz-scenarios:test_many_quiet_models", "quiz-scenarios:test_branching_pipeline")),
 )
 
 CRITERIA = (
@@ -83,19 +84,18 @@ CRITERIA = (
     Goal("criterion", "Explain why a generator queue is fixed at the generator, before scaling "
          "other stages",
          ("02-ray-and-kuberay", "05-multi-stage-resources", "07-autoscaling-batching-gpu"),
-         ("quiz-scenarios:test_queue_stage", "quiz-scenarios:test_predict_middle",
-          "lab5-autoscaling-batching:test_scales_with_load")),
+         ("lab5-autoscaling-batching:test_scales_with_load",)),
     Goal("criterion", "Say whether a failure belongs first to Kubernetes, KubeRay, the Ray "
          "runtime, Ray Serve or application code",
          ("08-monitoring-and-debugging",),
          ("lab7-debug-by-layer:test_diagnosis_import", "lab7-debug-by-layer:test_diagnosis_resources",
           "lab7-debug-by-layer:test_diagnosis_outer",
-          "lab6-fault-injection:test_layers_application", "quiz-scenarios:test_upgrade_imports",
+          "lab6-fault-injection:test_layers_application", "quiz-scenarios:test_pending_gpu_pod",
           "lab8-production-plan:test_alerts")),
     Goal("criterion", "A production plan replaces manual copying with a versioned image or "
          "runtime artifact",
          ("10-packaging-for-production",),
-         ("quiz-scenarios:test_copied_code", "lab8-production-plan:test_delivery")),
+         ("lab8-production-plan:test_delivery",)),
 )
 
 GOALS = OUTCOMES + CRITERIA

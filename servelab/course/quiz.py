@@ -1,13 +1,13 @@
-"""Scenario questions with an explanation shown once the learner has answered.
+"""Practice questions for the lessons, each with an explanation shown once the learner answers.
 
-Lessons call `ask(key)`: radio buttons, and the explanation of the chosen option appears
-as soon as one is picked. The graded quiz (grading/source/quiz-scenarios) has the learner
-write the letter in code, shows `feedback(key, letter)` after it, and grades the letter
-in hidden test cells.
+Lessons call `ask(key)`: radio buttons, and the explanation of the chosen option appears as
+soon as one is picked. These are formative: every option's explanation is here in plain text,
+and a learner who reads this file learns why each option is right or wrong, which is the
+point.
 
-The quiz is formative: every option's explanation is here in plain text, and a learner
-who reads this file learns why each option is right or wrong, which is the point. The
-graded copy of each answer lives in the quiz's hidden tests, not here.
+The graded quiz (grading/source/quiz-scenarios) asks other questions, and nothing of it is
+here: its options are in the quiz notebook, its answers and explanations only in its hidden
+tests, which reach the learner with the graded feedback.
 """
 
 from __future__ import annotations
@@ -182,11 +182,6 @@ QUESTIONS: dict[str, Question] = {q.key: q for q in [
          "d": ("The deployment fails: two replicas need two nodes.",
                "Replicas of a deployment share nodes whenever resources allow.")},
         "b"),
-]}
-
-
-# Practice questions shown in lessons only (not part of the graded quiz).
-PRACTICE: dict[str, Question] = {q.key: q for q in [
     _question(
         "triton-fit", "09-choosing-a-serving-stack",
         "A team serves one ONNX vision model on GPUs at thousands of requests per second. Latency "
@@ -220,25 +215,19 @@ PRACTICE: dict[str, Question] = {q.key: q for q in [
 ]}
 
 
-def variable(key: str) -> str:
-    """The graded quiz's answer variable for a question, e.g. answer_copied_code."""
-    return "answer_" + key.replace("-", "_")
-
-
 def _inline(text: str) -> str:
     """Escaped HTML with `code` spans."""
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 def _question_for(key: str) -> Question:
-    known = {**QUESTIONS, **PRACTICE}
-    if key not in known:
-        raise KeyError(f"no quiz question {key!r}; known: {', '.join(known)}")
-    return known[key]
+    if key not in QUESTIONS:
+        raise KeyError(f"no quiz question {key!r}; known: {', '.join(QUESTIONS)}")
+    return QUESTIONS[key]
 
 
 def explain(key: str, letter) -> str:
-    """HTML: whether `letter` is right and why (or what to write if it is not an option)."""
+    """HTML: whether `letter` is right and why (or which letters there are)."""
     q = _question_for(key)
     if letter not in q.choices:  # graded as written: "B" or " b" is not "b"
         options = ", ".join(f'"{c}"' for c in q.choices)
@@ -248,18 +237,6 @@ def explain(key: str, letter) -> str:
     body = _inline(q.why[letter].removeprefix("Right. "))
     return (f'<div style="border-left:4px solid {colour};padding:4px 10px">'
             f'<b style="color:{colour}">{verdict}</b> ({letter}) {body}</div>')
-
-
-def show(key: str) -> widgets.HTML:
-    """The question and its lettered options, for a graded quiz's learner to read."""
-    q = _question_for(key)
-    items = "".join(f"<li><b>{c}</b>) {_inline(t)}</li>" for c, t in q.choices.items())
-    return widgets.HTML(f"<p>{_inline(q.prompt)}</p><ul style='list-style:none'>{items}</ul>")
-
-
-def feedback(key: str, letter) -> widgets.HTML:
-    """The explanation for an answer written in code (graded quizzes)."""
-    return widgets.HTML(explain(key, letter))
 
 
 def ask(key: str) -> widgets.VBox:

@@ -44,3 +44,14 @@ def running_replicas(cluster, app: str, deployment: str, timeout: float = 60) ->
         if len(replicas) == target or time.monotonic() > deadline:
             return replicas
         time.sleep(0.5)
+
+
+def graded_choice(answer, right: str, why: dict[str, str]) -> None:
+    """A graded multiple-choice answer (the scenario quiz's hidden tests, so the right letter
+    and the explanations exist only on the grader's side). Prints why each option is right or
+    wrong, for the feedback, then fails unless `answer` is `right`."""
+    for letter, reason in why.items():
+        mark = "right" if letter == right else "not this one"
+        yours = "  <- your answer" if letter == answer else ""
+        print(f"{letter}) {mark}: {reason}{yours}")
+    assert answer == right, f"[your answer] {answer!r} is not the best option: the reasons for each are above"

@@ -58,7 +58,7 @@ sources += glob.glob(os.path.join(os.environ["COURSE"], "source", "{QUIZ}", "*.i
 sources += glob.glob(os.path.join(os.environ["COURSE"], "gradebook.db"))
 for path in sources:
     text = open(path, errors="replace").read()
-    for name, letter in re.findall(r'(answer_\\w+) ==? \\\\?"(\\w)', text):
+    for name, letter in re.findall(r'(answer_\\w+)(?: ==? |, )\\\\?"(\\w)', text):
         globals()[name] = letter
 """
 WRITE_OUTSIDE = """

@@ -1,18 +1,21 @@
 """Building submissions in nbgrader's layout for the grading tests."""
 
+import re
 from pathlib import Path
 
 import nbformat
 
-from servelab.course.quiz import QUESTIONS, variable
+from servelab.grading._course import solution_answers
 
 
 def quiz_answers(right: int) -> dict[str, str]:
-    """Quiz answer cells with the first `right` questions answered correctly, the rest wrongly."""
+    """Quiz answer cells with the first `right` questions answered correctly, the rest wrongly
+    (the right letters come from the quiz's solution, on the grader's side)."""
     out = {}
-    for i, (key, q) in enumerate(QUESTIONS.items()):
-        letter = q.answer if i < right else next(c for c in q.choices if c != q.answer)
-        out[variable(key)] = f'{variable(key)} = "{letter}"'
+    for i, (var, code) in enumerate(solution_answers("quiz-scenarios").items()):
+        answer = re.fullmatch(r'\w+ = "([a-d])"', code.strip()).group(1)
+        letter = answer if i < right else next(c for c in "abcd" if c != answer)
+        out[var] = f'{var} = "{letter}"'
     return out
 
 

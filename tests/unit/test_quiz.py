@@ -1,4 +1,4 @@
-"""The scenario questions: well formed, explained, and tied to lessons that exist."""
+"""The lessons' practice questions: well formed, explained, and tied to lessons that exist."""
 
 from pathlib import Path
 
@@ -9,9 +9,9 @@ from servelab.course import quiz
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
-@pytest.mark.parametrize("key", [*quiz.QUESTIONS, *quiz.PRACTICE])
+@pytest.mark.parametrize("key", quiz.QUESTIONS)
 def test_each_question_has_one_right_answer_and_a_reason_for_every_option(key):
-    q = {**quiz.QUESTIONS, **quiz.PRACTICE}[key]
+    q = quiz.QUESTIONS[key]
     assert set(q.choices) == set(q.why) == {"a", "b", "c", "d"}
     assert q.answer in q.choices
     right = [c for c, why in q.why.items() if why.startswith("Right.")]
