@@ -40,8 +40,11 @@ binder-badge:
 
 # JupyterLab on the course's start page, local target (no Kubernetes needed);
 # TARGET=kubernetes points the labs at the cluster of the current kubeconfig context instead.
+# Learners see nbgrader's learner tools only (jupyter/learner); ROLE=instructor shows formgrader too.
 lab: labs
-	SERVELAB_TARGET=$(or $(TARGET),local) $(BIN)/jupyter lab \
+	SERVELAB_TARGET=$(or $(TARGET),local) \
+	JUPYTER_CONFIG_PATH=$(if $(filter instructor,$(ROLE)),$(JUPYTER_CONFIG_PATH),$(CURDIR)/jupyter/learner) \
+	$(BIN)/jupyter lab \
 	  --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) \
 	  --LabApp.default_url=/lab/tree/notebooks/00-start-here.ipynb \
 	  $(if $(NO_BROWSER),--no-browser,) \

@@ -12,6 +12,8 @@ WORKDIR /home/learner/servelab
 COPY --chown=learner . /home/learner/servelab
 USER learner
 ENV PATH=/home/learner/servelab/.venv/bin:$PATH
+# A learner's JupyterLab: nbgrader's learner tools, not the instructor's (jupyter/learner).
+ENV JUPYTER_CONFIG_PATH=/home/learner/servelab/jupyter/learner
 
 # One install path for laptops, CI and images: make creates .venv with constraints.txt.
 RUN make install labs

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import requests
 from lab_server import jupyter_lab
 
 pytestmark = pytest.mark.live
@@ -27,7 +28,9 @@ def course(tmp_path_factory):
     settings = root.parent / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
     (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-    with jupyter_lab(root, env={"SERVELAB_TARGET": "local"}) as server:
+    # As `make lab` serves it: the learner's Jupyter configuration (jupyter/learner).
+    with jupyter_lab(root, env={"SERVELAB_TARGET": "local",
+                                "JUPYTER_CONFIG_PATH": str(REPO / "jupyter" / "learner")}) as server:
         yield root, server
 
 
@@ -108,3 +111,23 @@ def test_a_student_lab_offers_nbgraders_validate_button(browser, course, tmp_pat
     assert "Validation Results" in dialog.first.inner_text() or "failed" in dialog.first.inner_text().lower()
     page.screenshot(path=str(tmp_path / "lab8-validated.png"))
     page.close()
+
+
+def test_a_learners_jupyterlab_offers_learner_tools_only(browser, course, tmp_path):
+    root, (base, token) = course
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(120_000)
+    page.goto(f"{base}/lab/tree/{LAB8}?token={token}")
+    page.get_by_role("button", name="Validate").first.wait_for()
+    page.locator(".lm-MenuBar-itemLabel", has_text="Nbgrader").first.click()
+    items = page.locator(".lm-Menu-itemLabel").all_inner_texts()
+    page.screenshot(path=str(tmp_path / "nbgrader-menu.png"))
+    assert "Assignment List" in items, items
+    assert "Formgrader" not in items and "Course List" not in items, items
+    page.keyboard.press("Escape")
+    assert page.locator(".lm-TabBar-tab", has_text="Create Assignment").count() == 0  # no instructor sidebar
+    assert page.locator(".jp-Notification-Toast", has_text="news").count() == 0      # no news pop-up
+    page.close()
+    # nor can the server be asked for them
+    assert requests.get(f"{base}/formgrader", params={"token": token}, timeout=30).status_code == 404
+    assert requests.get(f"{base}/assignments", params={"token": token}, timeout=30).status_code == 200

@@ -1,5 +1,6 @@
 """binder/ for repo2docker, checked as far as this machine can without building an image."""
 
+import json
 import os
 import re
 import subprocess
@@ -34,26 +35,37 @@ def test_post_build_stops_at_the_first_error_and_names_real_extensions():
     subprocess.run(["bash", "-n", str(script)], check=True)
     text = script.read_text()
     assert "servelab labs generate" in text and "pip install --no-cache-dir --no-deps -e ." in text
-    # Every lab extension plugin named exists in the installed nbgrader front end...
-    bundle = (Path(sys.prefix) / "share/jupyter/labextensions/@jupyter/nbgrader/static")
-    shipped = set(re.findall(r"@jupyter/nbgrader:[a-z-]+", " ".join(p.read_text(errors="ignore")
-                                                                   for p in bundle.glob("*.js"))))
-    named = set(re.findall(r"@jupyter/nbgrader:[a-z-]+", text))
-    assert {"@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:validate-assignment"} <= named
-    assert named <= shipped, named - shipped
-    # ...and every server extension is an importable module.
-    for module in re.findall(r"extension (?:en|dis)able --sys-prefix (\S+)", text):
+
+
+def test_the_learner_config_turns_off_real_instructor_tools_and_keeps_the_learners():
+    learner = REPO / "jupyter" / "learner"
+    disabled = json.loads((learner / "labconfig" / "page_config.json").read_text())["disabledExtensions"]
+    # Every lab extension plugin named exists in the installed front ends...
+    bundles = [Path(sys.prefix) / "share/jupyter/labextensions/@jupyter/nbgrader/static",
+               Path(sys.prefix) / "share/jupyter/lab/static"]
+    shipped = " ".join(p.read_text(errors="ignore") for b in bundles for p in b.glob("*.js"))
+    assert all(name in shipped for name in disabled), [n for n in disabled if n not in shipped]
+    assert {n for n, off in disabled.items() if off} == {
+        "@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:course-list",
+        "@jupyterlab/apputils-extension:announcements"}
+    # ...and every server extension is an importable module, the learner's on, the instructor's off.
+    server = json.loads((learner / "jupyter_server_config.json").read_text())["ServerApp"]["jpserver_extensions"]
+    for module in server:
         import_module(module)
+    assert {m for m, on in server.items() if on} == {"nbgrader.server_extensions.assignment_list",
+                                                       "nbgrader.server_extensions.validate_assignment"}
 
 
 def test_start_sets_the_course_environment_and_runs_the_given_command():
     script = BINDER / "start"
     assert os.access(script, os.X_OK)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERVELAB_")}
-    done = subprocess.run([str(script), "sh", "-c", 'echo "$SERVELAB_TARGET $SERVELAB_TMPDIR"; exit 7'],
+    env.pop("JUPYTER_CONFIG_PATH", None)
+    done = subprocess.run([str(script), "sh", "-c",
+                           'echo "$SERVELAB_TARGET $SERVELAB_TMPDIR $JUPYTER_CONFIG_PATH"; exit 7'],
                           env=env, capture_output=True, text=True)
     assert done.returncode == 7   # exec: the session's own command and its exit status
-    assert done.stdout.split() == ["local", "/tmp/servelab"]
+    assert done.stdout.split() == ["local", "/tmp/servelab", str(REPO / "jupyter" / "learner")]
 
 
 def _badge_module():
