@@ -132,9 +132,24 @@ def parse_status(obj: dict) -> dict:
         return {"name": name, "kind": kind, "layer": "KubeRay",
                 "conditions": [condition(False, "NoStatus", "the KubeRay operator has not reported on it; "
                                                              "is the operator running?")]}
-    if kind == "RayCluster":
-        return _cluster_report(name, status)
-    return _service_report(name, status)
+    report = _cluster_report(name, status) if kind == "RayCluster" else _service_report(name, status)
+    generation = (obj.get("metadata") or {}).get("generation")
+    if generation is not None:  # compared with status.observedGeneration: has KubeRay seen the latest spec?
+        report["generation"] = generation
+    return report
+
+
+def up_to_date(report: dict) -> bool:
+    """KubeRay has reconciled the latest spec, and a RayCluster runs the workers it now wants.
+    A RayCluster's `state` stays "ready" once it was (raycluster_controller.go, calculateStatus),
+    and a RayService's Ready stays True while the old version serves: after an update, neither
+    says the update is done."""
+    observed, generation = report.get("observedGeneration"), report.get("generation")
+    if observed is not None and generation is not None and observed < generation:
+        return False
+    if report.get("kind") == "RayCluster":
+        return report.get("readyWorkerReplicas", 0) >= report.get("desiredWorkerReplicas", 0)
+    return True
 
 
 def _service_report(name: str, status: dict) -> dict:
@@ -285,13 +300,16 @@ class KubernetesTarget(Target):
 
     def wait_ready(self, name: str, kind: str | None = None, namespace: str | None = None, *,
                    timeout: float = 600, show: bool = True, interval: float = 2) -> dict:
-        """Wait for the Ready condition; on timeout, the error names the layer the status points at."""
+        """Wait for the Ready condition, and for KubeRay to have acted on the latest spec (`up_to_date`:
+        after `up` of a change, Ready may still describe the old one); on timeout, the error names the
+        layer the status points at."""
         name, kind, namespace = self._ref(name, kind, namespace)
         last: dict = {}
 
         def ready():
+            last.clear()
             last.update(self.status(name, kind, namespace))
-            return dict(last) if is_ready(last) else None
+            return dict(last) if is_ready(last) and up_to_date(last) else None
 
         try:
             return wait_for(ready, what=f"{kind} {name} Ready", layer="KubeRay", timeout=timeout,
@@ -299,6 +317,11 @@ class KubernetesTarget(Target):
         except Stuck as exc:
             cond = ready_condition(last)
             layer = last.get("layer") or exc.layer
+            if is_ready(last):  # Ready, but not for the latest spec
+                layer = "KubeRay" if last.get("observedGeneration", 0) < last.get("generation", 0) else "Kubernetes"
+                cond = {"reason": "NotUpToDate", "message": (
+                    f"observedGeneration {last.get('observedGeneration')} of generation {last.get('generation')}, "
+                    f"{last.get('readyWorkerReplicas', '?')} of {last.get('desiredWorkerReplicas', '?')} workers ready")}
             raise Stuck(layer, f"{kind} {name} not Ready after {timeout:.0f}s: {cond.get('reason')} "
                                f"{cond.get('message', '')}. {_HINTS[layer].format(name=name)}") from None
 

@@ -43,17 +43,25 @@ spec:
 """
 '''
 
+# Three workers, but by deleting the cluster and creating it again: the head restarts.
+RECREATED = '''
+SCALED.write_text(MANIFEST.replace("replicas: 2", "replicas: 3", 1))
+target.down("lab3-cluster")
+cluster = target.up(SCALED, wait=True)
+'''
+
 # Not YAML a validator can read: the cluster never starts, grading goes on.
 BROKEN = 'MANIFEST = "kind: RayCluster\\n  spec: [unclosed"\n'
 
 
 @pytest.fixture(scope="module")
 def graded():
-    return grading.roundtrip(LAB, {"halfright": {"manifest": HALF_RIGHT}, "broken": {"manifest": BROKEN}})
+    return grading.roundtrip(LAB, {"halfright": {"manifest": HALF_RIGHT}, "broken": {"manifest": BROKEN},
+                                   "recreated": {"scale_out": RECREATED}})
 
 
 def test_solution_full_marks_untouched_zero(graded):
-    check_extremes(graded, 10)
+    check_extremes(graded, 12)
 
 
 def test_live_checks_follow_the_learners_own_manifest(graded):
@@ -64,7 +72,15 @@ def test_live_checks_follow_the_learners_own_manifest(graded):
         "test_manifest_workers": 0.0,      # 2 CPUs per worker (hidden shape check)
         "test_live_nodes": 0.0,            # the head offers a CPU
         "test_live_matches_manifest": 2.0,  # but the cluster is what the manifest says
+        "test_scaled_in_place": 2.0,        # and Task 3 scaled it in place
     }, r
+
+
+def test_a_cluster_recreated_to_scale_loses_the_in_place_points_only(graded):
+    r = graded["recreated"]
+    assert r.cells == {"test_manifest_valid": 2.0, "test_manifest_head": 2.0, "test_manifest_workers": 2.0,
+                       "test_live_nodes": 2.0, "test_live_matches_manifest": 2.0, "test_scaled_in_place": 0.0}, r
+    assert "re-created instead of scaled" in r.errors["test_scaled_in_place"], r.errors
 
 
 def test_a_broken_manifest_costs_its_points_and_grading_goes_on(graded):

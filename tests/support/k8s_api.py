@@ -148,6 +148,7 @@ class FakeAPIServer:
                 return 422, status_body(422, "Invalid", f'{body.get("kind")}.ray.io "{name}" is invalid: '
                                                         'spec: Required value')
             self.objects[key] = self._stamp(body)
+            self.objects[key]["metadata"]["generation"] = 1
             return 201, self.objects[key]
         if key not in self.objects:
             return 404, status_body(404, "NotFound", f'{plural}.ray.io "{name}" not found')
@@ -159,6 +160,7 @@ class FakeAPIServer:
                 return 409, status_body(409, "Conflict", "the object has been modified; please apply "
                                                          "your changes to the latest version and try again")
             body["status"] = self.objects[key].get("status")
+            body["metadata"]["generation"] = self._generation(self.objects[key], body)
             self.objects[key] = self._stamp(body)
             return 200, self.objects[key]
         if method == "DELETE":
@@ -166,9 +168,16 @@ class FakeAPIServer:
         if method == "PATCH":  # a JSON merge patch of the spec
             merged = json.loads(json.dumps(self.objects[key]))
             merged["spec"].update((body or {}).get("spec") or {})
+            merged["metadata"]["generation"] = self._generation(self.objects[key], merged)
             self.objects[key] = self._stamp(merged)
             return 200, self.objects[key]
         return 405, status_body(405, "MethodNotAllowed", method)
+
+    @staticmethod
+    def _generation(old: dict, new: dict) -> int:
+        """metadata.generation: the API server counts changes of the spec (status changes do not)."""
+        have = (old.get("metadata") or {}).get("generation") or 1
+        return have + 1 if old.get("spec") != new.get("spec") else have
 
     def _stamp(self, obj: dict) -> dict:
         self._version += 1

@@ -189,6 +189,30 @@ def test_wait_ready_deadline_names_the_layer_the_status_points_at(target, api):
     assert "traceback" in str(info.value)
 
 
+def test_after_a_scale_wait_ready_waits_for_kuberay_to_catch_up(target, api, tmp_path):
+    # raycluster_controller.go calculateStatus: `state` stays "ready" once set, and
+    # observedGeneration is the generation of the spec the operator last reconciled.
+    handle = target.up(CPU_CLUSTER, show=False)
+    ready = {**load("raycluster-ready.yaml")["status"], "observedGeneration": 1}
+    api.set_status("ray-lab", "rayclusters", "ray-lab-cluster", ready)
+    assert target.wait_ready(handle, timeout=5, show=False)["generation"] == 1
+    doc = yaml.safe_load(CPU_CLUSTER.read_text())
+    doc["spec"]["workerGroupSpecs"][0]["replicas"] = 3
+    scaled = tmp_path / "scaled.yaml"
+    scaled.write_text(yaml.safe_dump(doc))
+    target.up(scaled, show=False)  # the API server counts the change: generation 2
+    with pytest.raises(Stuck, match="NotUpToDate observedGeneration 1 of generation 2"):
+        target.wait_ready(handle, timeout=1, show=False, interval=0.2)
+    api.set_status("ray-lab", "rayclusters", "ray-lab-cluster",
+                   {**ready, "observedGeneration": 2, "desiredWorkerReplicas": 3})  # the new pod not ready yet
+    with pytest.raises(Stuck, match="2 of 3 workers ready") as info:
+        target.wait_ready(handle, timeout=1, show=False, interval=0.2)
+    assert info.value.layer == "Kubernetes"
+    api.set_status("ray-lab", "rayclusters", "ray-lab-cluster",
+                   {**ready, "observedGeneration": 2, "desiredWorkerReplicas": 3, "readyWorkerReplicas": 3})
+    assert target.wait_ready(handle, timeout=5, show=False)["readyWorkerReplicas"] == 3
+
+
 # -- operator install ------------------------------------------------------------------
 def fake_tool(directory: Path, name: str, exit_code: int = 0) -> Path:
     """An executable that records its arguments (helm and kubectl are not installed here)."""
