@@ -39,11 +39,12 @@ binder-badge:
 	$(PYTHON) binder/badge.py $(if $(REMOTE),--remote $(REMOTE),) $(if $(REF),--ref $(REF),)
 
 # JupyterLab on the course's start page, local target (no Kubernetes needed);
-# TARGET=kubernetes points the labs at the cluster of the current kubeconfig context instead.
-# Learners see nbgrader's learner tools only (jupyter/learner); ROLE=instructor shows formgrader too.
+# SERVELAB_TARGET=kubernetes points the labs at the cluster of the current kubeconfig context.
+# Learners see nbgrader's learner tools only (jupyter/learner); ROLE=instructor leaves that
+# configuration out (formgrader and Create Assignment show).
 lab: labs
-	SERVELAB_TARGET=$(or $(TARGET),local) \
-	JUPYTER_CONFIG_PATH=$(if $(filter instructor,$(ROLE)),$(JUPYTER_CONFIG_PATH),$(CURDIR)/jupyter/learner) \
+	SERVELAB_TARGET=$(or $(SERVELAB_TARGET),local) \
+	JUPYTER_CONFIG_PATH=$(if $(filter instructor,$(ROLE)),,$(CURDIR)/jupyter/learner$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH))) \
 	$(BIN)/jupyter lab \
 	  --ServerApp.ip=127.0.0.1 --ServerApp.port=$(LAB_PORT) \
 	  --LabApp.default_url=/lab/tree/notebooks/00-start-here.ipynb \

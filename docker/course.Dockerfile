@@ -17,6 +17,9 @@ ENV JUPYTER_CONFIG_PATH=/home/learner/servelab/jupyter/learner
 
 # One install path for laptops, CI and images: make creates .venv with constraints.txt.
 RUN make install labs
+# The sources hold every lab's solutions and hidden tests: not in a learner's image
+# (instructors grade from their own clone of the repository).
+RUN rm -rf grading/source
 
 EXPOSE 8888
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import atexit
 import base64
+import string
 
 from servelab.clients import ServeAPI, StateAPI, node_group
 from servelab.clients._serve import running_by_group
 from servelab.errors import Failed
-from servelab.targets import get_target, local
+from servelab.targets import KubernetesTarget, get_target, local
 
 
 class LiveCluster:
@@ -33,10 +34,11 @@ class LiveCluster:
     def __init__(self, name: str, *, target=None, kind: str | None = None, namespace: str | None = None):
         self.name = name
         self.target = target if target is not None else get_target()
-        self.on_kubernetes = self.target.__class__.__name__ == "KubernetesTarget"
+        self.on_kubernetes = isinstance(self.target, KubernetesTarget)
         self.namespace = (namespace or self.target.namespace or "default") if self.on_kubernetes else None
         self._kind = kind
-        self._forward = None
+        self._forwards: dict[str, object] = {}  # "serve" / "dashboard" -> its own PortForward
+        atexit.register(self.close)  # kubectl port-forward ends with the kernel, not after it
 
     @property
     def kind(self) -> str:
@@ -70,12 +72,17 @@ class LiveCluster:
         spec = (self.target.get(self.name, self.kind, self.namespace) or {}).get("spec") or {}
         cluster_spec = spec.get("rayClusterConfig", spec) if self.kind == "RayService" else spec
         auth = cluster_spec.get("authOptions") or {}
-        if auth.get("mode") != "token":
-            return None
+        if auth.get("mode") != "token" or auth.get("enableK8sTokenAuth"):
+            return None  # no Ray token, or Kubernetes' own tokens (no Secret to read)
         from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
 
-        secret = client.CoreV1Api(self.target.api_client).read_namespaced_secret(
-            auth.get("secretName") or self.ray_cluster_name(), self.namespace)
+        name = auth.get("secretName") or check_name(self.ray_cluster_name())
+        try:
+            secret = client.CoreV1Api(self.target.api_client).read_namespaced_secret(name, self.namespace)
+        except ApiException as exc:
+            raise Failed("KubeRay", f"Ray's token auth is on, but Secret {self.namespace}/{name} could not be read "
+                                    f"({exc.status} {exc.reason}): KubeRay creates it with the cluster") from None
         return base64.b64decode(secret.data["auth_token"]).decode()
 
     # -- where things answer -------------------------------------------------------
@@ -86,20 +93,24 @@ class LiveCluster:
         raise Failed("KubeRay", f"no RayService or RayCluster named {self.name!r} in namespace "
                                 f"{self.namespace!r}: apply your manifest first (`kubectl apply -f`)")
 
-    def _forwarded(self):
-        if self._forward is None or not self._forward.open:
-            self.close()
-            self._forward = self.target.port_forward(self.name, self.kind, self.namespace).start(show=False)
-            atexit.register(self.close)  # kubectl port-forward ends with the kernel, not after it
-        return self._forward
+    def _forwarded(self, what: str):
+        """A port-forward to one Service, opened on first use: a RayService's serve Service exists
+        only once a cluster is ready, its head Service (the dashboard) before."""
+        forward = self._forwards.get(what)
+        if forward is None or not forward.open:
+            if forward is not None:
+                forward.stop()
+            forward = self.target.port_forward(self.name, self.kind, self.namespace, what=(what,))
+            self._forwards[what] = forward.start(show=False)
+        return forward
 
     @property
     def serve_url(self) -> str:
-        return self._forwarded().serve_url if self.on_kubernetes else self._cluster.serve_url
+        return self._forwarded("serve").serve_url if self.on_kubernetes else self._cluster.serve_url
 
     @property
     def dashboard_url(self) -> str:
-        return self._forwarded().dashboard_url if self.on_kubernetes else self._cluster.dashboard_url
+        return self._forwarded("dashboard").dashboard_url if self.on_kubernetes else self._cluster.dashboard_url
 
     @property
     def serve_api(self) -> ServeAPI:
@@ -155,16 +166,23 @@ class LiveCluster:
                                        for k, v in {"ray.io/cluster": cluster_name, **labels}.items())]
 
     def close(self) -> None:
-        """End the port-forward, if one is open (Kubernetes)."""
-        if self._forward is not None:
-            self._forward.stop()
-            self._forward = None
+        """End the port-forwards, if any are open (Kubernetes)."""
+        for forward in self._forwards.values():
+            forward.stop()
+        self._forwards.clear()
 
     def __enter__(self) -> "LiveCluster":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def check_name(name: str) -> str:
+    """KubeRay's CheckName (controllers/ray/utils/util.go): names longer than 50 characters keep
+    their last 50; one that starts with a digit or punctuation gets an "r" in its place."""
+    name = name[-50:] if len(name) > 50 else name
+    return "r" + name[1:] if name[:1].isdigit() or (name[:1] in string.punctuation) else name
 
 
 #: what the local status adds beyond KubeRay's fields (servelab's own readings)

@@ -24,11 +24,13 @@ import shlex
 import shutil
 import socket
 import subprocess
+import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
 from servelab.cluster._ports import LOOPBACK, free_port
-from servelab.cluster._processes import stop_child
+from servelab.cluster._processes import die_with_parent, stop_child
 from servelab.observe._waiting import Failed, Stuck, wait_for
 from servelab.targets._base import Target
 from servelab.targets._manifest import ManifestError, read_manifest
@@ -340,10 +342,13 @@ class KubernetesTarget(Target):
             raise _api_error(exc, kind) from None
         return True
 
-    def port_forward(self, name: str, kind: str | None = None, namespace: str | None = None) -> "PortForward":
+    def port_forward(self, name: str, kind: str | None = None, namespace: str | None = None,
+                     what: tuple[str, ...] = ("serve", "dashboard")) -> "PortForward":
+        """A port-forward to the object's Serve and dashboard Services (or only those in `what`)."""
         name, kind, namespace = self._ref(name, kind, namespace)
-        forward = PortForward(name, kind, namespace or self._namespace())
-        self._forwards[(kind, forward.namespace, name)] = forward  # endpoints() reads it while it is open
+        forward = PortForward(name, kind, namespace or self._namespace(), what)
+        if len(forward.services) == 2:
+            self._forwards[(kind, forward.namespace, name)] = forward  # endpoints() reads it while it is open
         return forward
 
     def endpoints(self, name: str, kind: str | None = None, namespace: str | None = None) -> dict:
@@ -429,12 +434,15 @@ def port_forward_command(service: str, namespace: str, local_port: int, remote_p
 
 
 class PortForward:
-    """`kubectl port-forward` to Serve and the dashboard on 127.0.0.1, for as long as it is open."""
+    """`kubectl port-forward` to Serve and the dashboard (or only the one in `what`) on 127.0.0.1,
+    for as long as it is open. The kubectl processes end with this process's main thread."""
 
-    def __init__(self, name: str, kind: str, namespace: str):
+    def __init__(self, name: str, kind: str, namespace: str, what: tuple[str, ...] = ("serve", "dashboard")):
         self.name, self.kind, self.namespace = name, kind, namespace
+        self.services = {k: v for k, v in service_names(name, kind).items() if k in what}
         self.local_ports: dict[str, int] = {}
         self._procs: list[subprocess.Popen] = []
+        self._logs: list = []
 
     @property
     def serve_url(self) -> str:
@@ -447,20 +455,26 @@ class PortForward:
     @property
     def open(self) -> bool:
         """Both forwards started and still running."""
-        return (len(self._procs) == len(service_names(self.name, self.kind))
+        return (len(self._procs) == len(self.services)
                 and all(proc.poll() is None for proc in self._procs))
 
     def start(self, timeout: float = 30, show: bool = True) -> "PortForward":
         if shutil.which("kubectl") is None:
             raise Failed("Kubernetes", "kubectl is not installed; see https://kubernetes.io/docs/tasks/tools/")
+        # kubectl's messages go to a file, not a pipe nobody drains while the forward runs
+        main = threading.current_thread() is threading.main_thread()
         try:
-            for what, (service, remote) in service_names(self.name, self.kind).items():
+            for what, (service, remote) in self.services.items():
                 local = free_port(set(self.local_ports.values()))
+                log = tempfile.TemporaryFile(mode="w+")
+                self._logs.append(log)
                 proc = subprocess.Popen(port_forward_command(service, self.namespace, local, remote),
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                        stdout=subprocess.DEVNULL, stderr=log, text=True,
+                                        preexec_fn=die_with_parent if main else None)
                 self._procs.append(proc)
                 self.local_ports[what] = local
-                wait_for(lambda local=local, proc=proc: _accepts(local, proc), what=f"port-forward {service}:{remote} -> {local}",
+                wait_for(lambda local=local, proc=proc, log=log: _accepts(local, proc, log),
+                         what=f"port-forward {service}:{remote} -> {local}",
                          layer="Kubernetes", timeout=timeout, show=show,
                          hint=f"Does the Service exist? `kubectl -n {self.namespace} get svc {service}`")
         except BaseException:
@@ -471,7 +485,9 @@ class PortForward:
     def stop(self) -> None:
         for proc in self._procs:
             stop_child(proc, timeout=5)
-        self._procs = []
+        for log in self._logs:
+            log.close()
+        self._procs, self._logs = [], []
 
     def __enter__(self) -> "PortForward":
         return self.start() if not self._procs else self
@@ -480,9 +496,10 @@ class PortForward:
         self.stop()
 
 
-def _accepts(port: int, proc: subprocess.Popen) -> bool:
+def _accepts(port: int, proc: subprocess.Popen, log) -> bool:
     if proc.poll() is not None:
-        raise Failed("Kubernetes", f"kubectl port-forward exited: {proc.stderr.read().strip()}")
+        log.seek(0)
+        raise Failed("Kubernetes", f"kubectl port-forward exited: {log.read().strip()}")
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex((LOOPBACK, port)) == 0

@@ -43,7 +43,9 @@ def run_on_kubernetes(lab: str, tmp_path: Path) -> tuple[dict, LocalBridge]:
     work, objects = tmp_path / "work", tmp_path / "objects"
     work.mkdir()
     objects.mkdir()
-    kernel_root = tempfile.mkdtemp(prefix="k", dir=f"/tmp/servelab-{os.getuid()}")  # short: Ray's sockets
+    base = Path(f"/tmp/servelab-{os.getuid()}")  # short: Ray's socket paths are limited
+    base.mkdir(parents=True, exist_ok=True)
+    kernel_root = tempfile.mkdtemp(prefix="k", dir=base)
     try:
         with LocalBridge(objects) as bridge:
             env = {**os.environ, "SERVELAB_TARGET": "kubernetes", "SERVELAB_TMPDIR": kernel_root,
@@ -71,3 +73,4 @@ def test_graded_cells_pass_through_the_kubernetes_api(lab, tmp_path):
     assert failures == {}, failures
     created = [path for method, path, _ in bridge.calls("POST") if "/apis/ray.io/v1/" in path]
     assert created, "the lab created nothing through the Kubernetes API"
+    assert bridge.objects == {}, f"the lab's teardown left {sorted(bridge.objects)}"  # deleted as the kind it is

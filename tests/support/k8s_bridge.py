@@ -51,10 +51,10 @@ class LocalBridge(FakeAPIServer):
         try:
             super().__exit__(*exc)
         finally:
+            self._jobs.put(None)  # an `up` under way finishes first: nothing starts after the downs
+            self._worker.join(timeout=600)
             for name in sorted(self.names):
                 local.down(name)
-            self._jobs.put(None)
-            self._worker.join(timeout=30)
 
     # -- the "operator": one thread that brings objects up -----------------------------
     def _run_jobs(self) -> None:
@@ -134,10 +134,10 @@ class LocalBridge(FakeAPIServer):
                     return 200, svc
             return 404, status_body(404, "NotFound", f'services "{m.group(2)}" not found')
         m = CUSTOM.match(path)
-        if m and method == "DELETE" and m.group(3):
+        code, reply = super().route(method, path, body)
+        if m and method == "DELETE" and m.group(3) and code == 200:  # only what was there, of that kind
             local.down(m.group(3))
             self.names.discard(m.group(3))
-        code, reply = super().route(method, path, body)
         if m and code in (200, 201) and method in ("POST", "PUT"):
             self._apply(reply)
         if m and code == 200 and method == "GET":

@@ -35,6 +35,8 @@ def test_post_build_stops_at_the_first_error_and_names_real_extensions():
     subprocess.run(["bash", "-n", str(script)], check=True)
     text = script.read_text()
     assert "servelab labs generate" in text and "pip install --no-cache-dir --no-deps -e ." in text
+    # a learner's environment: the labs are generated, then their sources (solutions, hidden tests) go
+    assert text.index("rm -rf grading/source") > text.index("servelab labs generate")
 
 
 def test_the_learner_config_turns_off_real_instructor_tools_and_keeps_the_learners():

@@ -164,6 +164,8 @@ def test_a_baked_image_without_its_model_file_fails_at_replica_start(tmp_path, m
 def test_the_course_image_installs_with_the_projects_pins():
     runs = " ".join(args_of(COURSE, "RUN"))
     assert "make install labs" in runs   # make installs with -c constraints.txt
+    # a learner's image holds the student labs, not their sources (solutions, hidden tests)
+    assert runs.index("rm -rf grading/source") > runs.index("make install labs")
     assert "-c constraints.txt" in (REPO / "Makefile").read_text()
     (base,) = args_of(COURSE, "FROM")
     py = tuple(int(x) for x in re.search(r"python:(\d+)\.(\d+)", base).groups())

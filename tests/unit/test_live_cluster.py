@@ -81,3 +81,16 @@ def test_no_token_unless_the_manifest_turns_auth_on(api):
     put(api, {**SERVICE, "spec": spec})
     api.secrets[("default", "my-ray-token")] = {"auth_token": base64.b64encode(b"other").decode()}
     assert connect(api).token == "other"
+
+
+def test_kuberays_secret_name_and_kubernetes_token_auth(api):
+    # utils/util.go CheckName: the last 50 characters; a leading digit becomes "r"
+    assert live.check_name("a" * 10 + "b" * 50) == "b" * 50
+    assert live.check_name("7-cluster") == "r-cluster"
+    spec = {**SERVICE["spec"], "rayClusterConfig": {"authOptions": {"mode": "token", "enableK8sTokenAuth": True}}}
+    put(api, {**SERVICE, "spec": spec})
+    assert connect(api).token is None  # Kubernetes' own tokens: there is no Secret to read
+    spec["rayClusterConfig"]["authOptions"] = {"mode": "token"}
+    put(api, {**SERVICE, "spec": spec})
+    with pytest.raises(Failed, match="Secret default/lab4-rag-x7k2p could not be read"):
+        _ = connect(api).token
