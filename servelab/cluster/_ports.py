@@ -56,6 +56,19 @@ def free_port(exclude: set[int] | None = None) -> int:
     raise PortError("could not find a free port on 127.0.0.1")
 
 
+def held_port(exclude: set[int] | None = None) -> int:
+    """A free port in 10000-19999, for a port bound long after it is chosen (a RayService's serve
+    Service binds its port once the first cluster runs, 20 s or more later). Outgoing connections
+    take their local ports from the kernel's ephemeral range (32768 and up), and Ray's workers
+    from their node's range in 20000-39999 (free_range), so nothing else takes it meanwhile."""
+    exclude = exclude or set()
+    for _ in range(200):
+        port = random.randrange(10000, 20000)
+        if port not in exclude and is_free(port):
+            return port
+    return free_port(exclude)
+
+
 def free_range(size: int, exclude: set[int]) -> int:
     """First port of `size` consecutive free ports in 20000-39999."""
     for _ in range(200):
@@ -105,7 +118,7 @@ def _visible_port(kind: str, taken: set[int], env: dict) -> int:
         return port
     if env.get("SERVELAB_PORTS", "").lower() != "free" and default not in taken and is_free(default):
         return default
-    return free_port(taken)
+    return held_port(taken)
 
 
 def _node_ports(kinds: tuple[str, ...], taken: set[int]) -> dict[str, int]:

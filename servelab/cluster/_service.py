@@ -130,8 +130,9 @@ def start(folder: Path, env: dict) -> int:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            tail = (folder / LOG).read_text(errors="replace").strip().splitlines()[-3:]
             raise RuntimeError(f"the serve Service process exited ({proc.returncode}) and does not listen on "
-                               f"{port}; see {folder / LOG}")
+                               f"{port}; see {folder / LOG}: " + " | ".join(tail))
         if read(folder).get("listening") == proc.pid:  # it bound the port itself
             return proc.pid
         time.sleep(0.1)

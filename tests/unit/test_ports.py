@@ -2,7 +2,7 @@ import socket
 
 import pytest
 
-from servelab.cluster._ports import LOOPBACK, PortError, choose_ports, is_free
+from servelab.cluster._ports import LOOPBACK, PortError, choose_ports, held_port, is_free, visible_port
 
 
 def test_ports_are_distinct_and_worker_range_does_not_overlap():
@@ -17,6 +17,16 @@ def test_free_mode_skips_well_known_defaults():
     for _ in range(5):
         p = choose_ports({"SERVELAB_PORTS": "free"})
         assert {p.serve, p.dashboard, p.metrics}.isdisjoint({8000, 8265, 8080})
+
+
+def test_a_port_bound_later_is_chosen_where_nothing_else_takes_ports():
+    # a RayService's serve Service binds its port once its first cluster runs: meanwhile outgoing
+    # connections take ephemeral ports (32768 and up) and Ray's workers their 20000-39999 ranges
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    for _ in range(20):
+        port = visible_port("serve", env={"SERVELAB_PORTS": "free"})
+        assert 10000 <= port < 20000 <= low, port
+        assert held_port({port}) != port
 
 
 def test_environment_variable_wins():
