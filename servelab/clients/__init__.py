@@ -2,12 +2,14 @@
 
 Public: `ServeAPI` (what KubeRay and the graded checks read and deploy through),
 `ServeAPIError`, `Replica`, `StateAPI` (nodes and actors, each node's group with
-`node_group`), and the `metrics` module (`metrics.scrape(url)`), imported on first use.
+`node_group`), `DashboardClients` (both, for a class with a dashboard URL and token),
+and the `metrics` module (`metrics.scrape(url)`), imported on first use.
 """
 
 from servelab import _lazy
+from servelab.clients._dashboard import DashboardClients
 from servelab.clients._serve import Replica, ServeAPI, ServeAPIError
 from servelab.clients._state import StateAPI, node_group
 
-__all__ = ["ServeAPI", "ServeAPIError", "Replica", "StateAPI", "node_group", "metrics"]
+__all__ = ["ServeAPI", "ServeAPIError", "Replica", "StateAPI", "node_group", "DashboardClients", "metrics"]
 __getattr__ = _lazy(__name__, {"metrics": "servelab.clients.metrics"})

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from servelab.clients._dashboard import DashboardClients
 from servelab.clients._serve import ServeAPI, ServeAPIError, replicas_in
 from servelab.clients._state import HEAD_GROUP, StateAPI, node_group
 from servelab.errors import ServelabError
@@ -457,7 +458,7 @@ def exec_command(action: str, pid: int | None = None, flag: str | None = None) -
     raise ValueError(action)
 
 
-class KubernetesFaults(Faults):
+class KubernetesFaults(DashboardClients, Faults):
     """Faults on a RayService/RayCluster managed by KubeRay.
 
     Serve and the State API are read through a port-forward to the head's
@@ -471,14 +472,6 @@ class KubernetesFaults(Faults):
         self.namespace = namespace or target.namespace or "default"
         self.dashboard_url, self.token = dashboard_url.rstrip("/"), token
         self.target = f"kubernetes:{self.namespace}/{name}"
-
-    @property
-    def serve_api(self) -> ServeAPI:
-        return ServeAPI(self.dashboard_url, token=self.token)
-
-    @property
-    def state_api(self) -> StateAPI:
-        return StateAPI(self.dashboard_url, token=self.token)
 
     @property
     def _core(self):

@@ -22,13 +22,13 @@ import atexit
 import base64
 import string
 
-from servelab.clients import ServeAPI, StateAPI, node_group
+from servelab.clients import DashboardClients, node_group
 from servelab.clients._serve import running_by_group
 from servelab.errors import Failed
 from servelab.targets import KubernetesTarget, get_target, local
 
 
-class LiveCluster:
+class LiveCluster(DashboardClients):
     """One RayService or RayCluster, found by name on the chosen target."""
 
     def __init__(self, name: str, *, target=None, kind: str | None = None, namespace: str | None = None):
@@ -111,14 +111,6 @@ class LiveCluster:
     @property
     def dashboard_url(self) -> str:
         return self._forwarded("dashboard").dashboard_url if self.on_kubernetes else self._cluster.dashboard_url
-
-    @property
-    def serve_api(self) -> ServeAPI:
-        return ServeAPI(self.dashboard_url, token=self.token)
-
-    @property
-    def state_api(self) -> StateAPI:
-        return StateAPI(self.dashboard_url, token=self.token)
 
     # -- what is there -------------------------------------------------------------
     def status(self) -> dict:
