@@ -51,3 +51,20 @@ def test_stock_images_and_naive_helpers_lose_exactly_their_cells(graded):
         "test_manifest": 0.0, "test_ready": 2.0, "test_gpu_placement": 2.0,
         "test_endpoint": 2.0, "test_diagnosis": 0.0, "test_rollout": 0.0,
     }, graded["naive"]
+
+
+def reranker_on_cpu_manifest() -> str:
+    """The solution's manifest with the Reranker's quarter GPU forgotten: everything runs and
+    answers, but the Reranker lands on a CPU worker."""
+    solution = grading.solution_answers(LAB)["manifest"]
+    assert solution.count("{num_cpus: 0.25, num_gpus: 0.25}") == 1
+    return solution.replace("{num_cpus: 0.25, num_gpus: 0.25}", "{num_cpus: 0.25}")
+
+
+@pytest.mark.extended
+def test_a_reranker_without_its_gpu_loses_exactly_the_placement_points():
+    graded = grading.roundtrip(LAB, {"cpu-reranker": {"manifest": reranker_on_cpu_manifest()}}, extremes=False)
+    assert graded["cpu-reranker"].cells == {
+        "test_manifest": 2.0, "test_ready": 2.0, "test_gpu_placement": 0.0,
+        "test_endpoint": 2.0, "test_diagnosis": 2.0, "test_rollout": 2.0,
+    }, graded["cpu-reranker"]

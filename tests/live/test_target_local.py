@@ -8,6 +8,7 @@ apis/ray/v1/rayservice_types.go and raycluster_types.go (status fields).
 """
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import yaml
 from servelab.cli import _main as cli
 from servelab.cluster import _processes as processes
 from servelab.cluster.testing import owned_by_fixture
-from servelab.targets import local
+from servelab.targets import LocalTarget, local
 
 pytestmark = pytest.mark.live
 MANIFEST = Path(__file__).parents[1] / "support" / "manifests" / "local" / "hello-gpu-service.yaml"
@@ -214,3 +215,37 @@ def test_a_manifest_with_errors_starts_nothing(tmp_path):
     with pytest.raises(local.ManifestError, match="can never be placed"):
         local.up(edited(tmp_path, two_gpus), show=False)
     assert local.find("never-started") is None
+
+
+def test_a_raycluster_is_not_ready_while_its_workers_start(tmp_path):
+    # raycluster_controller.go calculateStatus: `state` turns "ready" only once every desired pod
+    # (the workers and the head) runs, and desiredWorkerReplicas is the spec's from the start.
+    doc = yaml.safe_load((Path(__file__).parents[2] / "manifests" / "raycluster-cpu.yaml").read_text())
+    doc["metadata"] = {"name": "startup-watch"}
+    path = tmp_path / "startup-watch.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    want = doc["spec"]["workerGroupSpecs"][0]["replicas"]
+    # a cluster ends with the thread that started it unless told otherwise: this one outlives `up`'s thread
+    up = threading.Thread(target=lambda: LocalTarget(die_with_owner=False).up(path, show=False))
+    seen = []
+    up.start()
+    try:
+        while up.is_alive():
+            cluster = local.find("startup-watch")
+            if cluster is not None:
+                try:
+                    seen.append(local.status(cluster))
+                except Exception:  # the head's dashboard not up yet
+                    pass
+            time.sleep(0.3)
+        final = local.status(local.find("startup-watch"))
+        assert final["state"] == "ready" and final["readyWorkerReplicas"] == want, final
+        early = [r for r in seen if r.get("readyWorkerReplicas", 0) < want]
+        assert early, "no status was read while the workers started"
+        assert not [r for r in early if r.get("state") == "ready"], early
+        # once the head answers, the status counts the workers still to come (before: none, and "ready")
+        counted = [r for r in early if "desiredWorkerReplicas" in r]
+        assert counted and all(r["desiredWorkerReplicas"] == want for r in counted), counted
+    finally:
+        up.join()
+        local.down("startup-watch")
