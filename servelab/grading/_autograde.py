@@ -37,6 +37,7 @@ from servelab.cluster._ports import free_port
 from servelab.course.layout import layout
 from servelab.errors import ServelabError
 from servelab.grading import _crosscheck as crosscheck
+from servelab.grading import _feedback as feedback_config
 from servelab.grading import _sandbox as sandbox
 from servelab.grading._labs import nbgrader, venv_env
 
@@ -315,7 +316,7 @@ def grade(course: Path, lab: str, *, force: bool = False, limit_s: float = DEFAU
     for result in results.values():
         if result.score is None and not result.error:
             result.error = "not graded (see nbgrader's log above)"
-    feedback = nbgrader(["generate_feedback", lab, *(["--force"] if force else [])], cwd=course, check=False)
+    feedback = generate_feedback(course, lab, force)
     if feedback.returncode != 0 and show:
         print("feedback: nbgrader generate_feedback reported errors:\n" + feedback.stdout[-1500:])
     nbgrader(["export", "--to", "grades.csv"], cwd=course, check=False)
@@ -326,6 +327,16 @@ def grade(course: Path, lab: str, *, force: bool = False, limit_s: float = DEFAU
         print(f"\nfeedback: {course / 'feedback'}   grades: {course / 'grades.csv'}   "
               f"summary: {course / f'summary-{lab}.csv'}")
     return out
+
+
+def generate_feedback(course: Path, lab: str, force: bool = False) -> subprocess.CompletedProcess:
+    """nbgrader generate_feedback with the hidden tests left out of the HTML, whatever the
+    course's own config says (its nbgrader_config.py, read after this one, may add to it)."""
+    with tempfile.TemporaryDirectory(prefix="slfb") as config:
+        Path(config, "nbgrader_config.py").write_text("c = get_config()\n" + feedback_config.CONFIG)
+        path = os.pathsep.join(filter(None, [config, os.environ.get("JUPYTER_CONFIG_PATH")]))
+        return nbgrader(["generate_feedback", lab, *(["--force"] if force else [])], cwd=course, check=False,
+                        env={"JUPYTER_CONFIG_PATH": path})
 
 
 def _write_summary(path: Path, results: list[Graded]) -> None:

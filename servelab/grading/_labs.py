@@ -28,10 +28,10 @@ def lab_names(grading: Path | None = None) -> list[str]:
     return sorted(p.name for p in (grading / "source").iterdir() if p.is_dir())
 
 
-def nbgrader(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+def nbgrader(args: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the real nbgrader CLI of this environment in a course directory."""
     return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, check=check,
-                          capture_output=True, text=True, env=venv_env())
+                          capture_output=True, text=True, env=venv_env(env))
 
 
 def venv_env(extra: dict | None = None) -> dict:

@@ -2,6 +2,8 @@
 broken submission costing only its own points. Uses the scenario quiz (no cluster)."""
 
 import csv
+import html
+import re
 import subprocess
 import sys
 
@@ -10,7 +12,8 @@ from submissions import quiz_answers, submit
 
 from servelab.grading import _autograde as autograde
 from servelab.grading import _course as grading
-from servelab.grading._labs import scratch_course
+from servelab.grading._feedback import split_hidden
+from servelab.grading._labs import graded_cells, scratch_course
 
 pytestmark = pytest.mark.grading
 
@@ -53,6 +56,23 @@ def test_feedback_grades_and_summary_are_written(course, first_run):
     assert summary["carol"]["score"] == "" and summary["carol"]["error"]
     table = autograde.table(list(first_run.values()))
     assert "alice" in table and "10/10" in table and "4/10" in table
+
+
+def test_feedback_shows_no_hidden_test_code(course, first_run):
+    """nbgrader's autograde puts the hidden tests back into the cells, and its own
+    generate_feedback renders them (and quotes the failing hidden line again in the traceback).
+    servelab's feedback leaves both out and keeps what the checks printed for the learner."""
+    hidden = {line.strip() for _, _, source in graded_cells(course / "source" / LAB / f"{LAB}.ipynb")
+              for line in split_hidden(source)[1] if len(line.strip()) > 3}
+    assert len(hidden) > 30
+    autograded = (course / "autograded" / "bob" / LAB / f"{LAB}.ipynb").read_text()
+    assert any(json_line in autograded for json_line in ('"d", {', "graded_choice(")), "nothing hidden to leak"
+    page = (course / "feedback" / "bob" / LAB / f"{LAB}.html").read_text()
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert [line for line in hidden if line in text] == []
+    assert "(hidden test)" in text                           # bob's failed checks: the line is named, not shown
+    assert text.count(") right: ") == 10                     # every explanation, printed for the learner
+    assert "[your answer]" in text                           # and the assertion's own message
 
 
 def test_a_second_run_resumes_and_force_regrades(course, first_run):

@@ -1,5 +1,6 @@
 """labs/ is generated from grading/source, and the sources are well-formed nbgrader labs."""
 
+import ast
 import re
 import shutil
 
@@ -55,6 +56,18 @@ def test_source_is_a_complete_graded_lab(lab):
     if any(re.search(r"\bcluster\s*=", c.source) for c in nb.cells if c.cell_type == "code"):  # it starts one
         assert re.search(r"cluster\.stop\(\)|target\.down\(|local\.down\(", nb.cells[-1].source), \
             "the last cell stops the learner's cluster"
+
+
+@pytest.mark.parametrize("lab", labs.lab_names())
+def test_every_check_says_what_it_observed(lab):
+    """Feedback hides the hidden tests' code (servelab/grading/_feedback.py), so a failed assert
+    without a message would tell the learner nothing but `AssertionError`."""
+    bare = []
+    for grade_id, _, source in labs.graded_cells(layout().grading / "source" / lab / f"{lab}.ipynb"):
+        code = source.replace("### BEGIN HIDDEN TESTS", "").replace("### END HIDDEN TESTS", "")
+        bare += [f"{grade_id}: {ast.unparse(node)[:80]}" for node in ast.walk(ast.parse(code))
+                 if isinstance(node, ast.Assert) and node.msg is None]
+    assert bare == []
 
 
 @pytest.mark.parametrize("lab", labs.lab_names())
