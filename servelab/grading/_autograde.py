@@ -3,8 +3,9 @@
 The course folder is an nbgrader course root (nbgrader_config.py, source/<lab>/, and
 submitted/<student>/<lab>/ as `nbgrader collect` or an LMS export leaves it). Each student
 is autograded by the real nbgrader CLI in a process of its own, with a wall-clock limit, so
-one broken or endless submission costs only its own points. Then feedback HTML, grades.csv
-and a per-student summary (score, failed test cells, seconds, error) are written.
+one broken or endless submission costs only its own points. Then feedback HTML, grades.csv,
+a per-student summary (score, failed test cells, seconds, error) and a per-cell report of
+what the class missed (_report.py) are written.
 
 Re-running skips students already in the gradebook unless `force` is given, so an
 interrupted batch resumes where it stopped.
@@ -38,6 +39,7 @@ from servelab.course.layout import layout
 from servelab.errors import ServelabError
 from servelab.grading import _crosscheck as crosscheck
 from servelab.grading import _feedback as feedback_config
+from servelab.grading import _report as class_report
 from servelab.grading import _sandbox as sandbox
 from servelab.grading._labs import nbgrader, venv_env
 
@@ -322,10 +324,12 @@ def grade(course: Path, lab: str, *, force: bool = False, limit_s: float = DEFAU
     nbgrader(["export", "--to", "grades.csv"], cwd=course, check=False)
     out = list(results.values())
     _write_summary(course / f"summary-{lab}.csv", out)
+    report = class_report.write(course, lab)
     if show:
         print(table(out))
-        print(f"\nfeedback: {course / 'feedback'}   grades: {course / 'grades.csv'}   "
-              f"summary: {course / f'summary-{lab}.csv'}")
+        print("\n" + report.read_text())
+        print(f"feedback: {course / 'feedback'}   grades: {course / 'grades.csv'}   "
+              f"summary: {course / f'summary-{lab}.csv'}   what to re-teach: {report}")
     return out
 
 

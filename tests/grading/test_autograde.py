@@ -12,6 +12,7 @@ from submissions import quiz_answers, submit
 
 from servelab.grading import _autograde as autograde
 from servelab.grading import _course as grading
+from servelab.grading import _report as class_report
 from servelab.grading._feedback import split_hidden
 from servelab.grading._labs import graded_cells, scratch_course
 
@@ -73,6 +74,21 @@ def test_feedback_shows_no_hidden_test_code(course, first_run):
     assert "(hidden test)" in text                           # bob's failed checks: the line is named, not shown
     assert text.count(") right: ") == 10                     # every explanation, printed for the learner
     assert "[your answer]" in text                           # and the assertion's own message
+
+
+def test_the_report_says_which_checks_the_class_failed_and_what_they_observed(course, first_run):
+    report = class_report.lab_report(course, LAB)
+    assert len(report) == 10 and all(cell.graded == 2 for cell in report)   # alice and bob; carol's is no notebook
+    failed = [cell for cell in report if cell.lost]
+    assert sorted(c.grade_id for c in failed) == sorted(first_run["bob"].failed)
+    assert report[:len(failed)] == failed                                  # the most often lost first
+    for cell in failed:
+        assert cell.lost == ["bob"]
+        [(message, count)] = cell.observed.items()
+        assert message.startswith("AssertionError: [your answer]") and count == 1, message
+    text = (course / f"report-{LAB}.md").read_text()
+    assert f"| `{failed[0].grade_id}` | 1 | 1 of 2 (50%) | 1× AssertionError: [your answer]" in text
+    assert "| 0 of 2 (0%) | - |" in text
 
 
 def test_a_second_run_resumes_and_force_regrades(course, first_run):
