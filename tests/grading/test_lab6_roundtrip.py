@@ -33,6 +33,15 @@ LAYER_LOST_STATE = "application code"
 LAYER_BAD_ROLLOUT = "application code"
 '''
 
+# Everything right but the bound, taken from a run that lost nothing (lesson 08: "often none").
+OPTIMISTIC_ANSWERS = '''
+MAX_LOST_ON_KILL = 0
+LAYER_CRASH = "Ray runtime"
+LAYER_HANG = "Serve"
+LAYER_LOST_STATE = "application code"
+LAYER_BAD_ROLLOUT = "application code"
+'''
+
 
 @pytest.fixture(scope="module")
 def graded():
@@ -40,9 +49,9 @@ def graded():
 
 
 @pytest.fixture(scope="module")
-def careless():
-    return grading.roundtrip(LAB, {"careless": {"service": CARELESS_SERVICE, "answers": CARELESS_ANSWERS}},
-                             extremes=False)["careless"]
+def wrong():
+    return grading.roundtrip(LAB, {"careless": {"service": CARELESS_SERVICE, "answers": CARELESS_ANSWERS},
+                                   "optimistic": {"answers": OPTIMISTIC_ANSWERS}}, extremes=False)
 
 
 def test_solution_full_marks_untouched_zero(graded):
@@ -50,12 +59,21 @@ def test_solution_full_marks_untouched_zero(graded):
 
 
 @pytest.mark.extended
-def test_careless_submission_loses_exactly_what_it_broke(careless):
-    assert careless.cells == {
+def test_careless_submission_loses_exactly_what_it_broke(wrong):
+    assert wrong["careless"].cells == {
         "test_answers": 2.0,
         "test_lost_state_replaced": 0.0,    # check_health never asks the model
         "test_hang_replaced": 0.0,          # default health checks: about two minutes
         "test_kill_bound": 0.0,             # 10 does not follow from 2 requests in flight
         "test_layers_runtime": 0.0,         # a hang is Serve's to see
         "test_layers_application": 1.0,
-    }, careless
+    }, wrong["careless"]
+
+
+@pytest.mark.extended
+def test_a_bound_read_off_a_lucky_run_loses_exactly_its_point(wrong):
+    assert wrong["optimistic"].cells == {
+        "test_answers": 2.0, "test_lost_state_replaced": 3.0, "test_hang_replaced": 2.0,
+        "test_kill_bound": 0.0,             # 0 is what a kill usually costs, not what it can cost
+        "test_layers_runtime": 1.0, "test_layers_application": 1.0,
+    }, wrong["optimistic"]
