@@ -173,7 +173,8 @@ class GradingRun:
         jupyter = scratch / "jupyter"
         if self.sandboxed:
             sandbox.install_kernel(jupyter, sandbox.Settings(scratch=str(scratch), **self._settings))
-        ends = crosscheck.Endpoints(serve_port=ports[0], dashboard_port=ports[1], scratch=str(scratch))
+        ends = crosscheck.Endpoints(serve_port=ports[0], dashboard_port=ports[1], scratch=str(scratch),
+                                    metrics_port=ports[2])
         env = venv_env({
             "SERVELAB_SERVE_PORT": str(ports[0]), "SERVELAB_DASHBOARD_PORT": str(ports[1]),
             "SERVELAB_METRICS_PORT": str(ports[2]), "SERVELAB_PORTS": "free",

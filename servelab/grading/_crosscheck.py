@@ -63,7 +63,7 @@ TRUSTED_MODULES = {
 IN_KERNEL_ONLY = {"faults", "load", "recovery", "local", "serve", "ray"}
 # Builtins that read names the grader cannot see in the cell's text.
 DYNAMIC_LOOKUPS = {"globals", "locals", "vars", "eval", "exec"}
-CLUSTER_ATTRS = {"serve_api", "serve_url", "dashboard_url"}
+CLUSTER_ATTRS = {"serve_api", "serve_url", "dashboard_url", "metrics_url"}
 RAY_CORE = ("gcs_server", "raylet")  # what a live cluster runs, whatever its profile
 
 
@@ -72,6 +72,7 @@ class Endpoints:
     serve_port: int
     dashboard_port: int
     scratch: str  # where the kernel's clusters keep their dirs (their token files)
+    metrics_port: int | None = None  # the head's metrics endpoint (Ray's Prometheus exporter)
 
 
 class TrustedCluster:
@@ -80,6 +81,7 @@ class TrustedCluster:
     def __init__(self, ends: Endpoints):
         self.serve_url = f"http://127.0.0.1:{ends.serve_port}"
         self.dashboard_url = f"http://127.0.0.1:{ends.dashboard_port}"
+        self.metrics_url = f"http://127.0.0.1:{ends.metrics_port}/metrics" if ends.metrics_port else None
         self._scratch = Path(ends.scratch)
 
     @property

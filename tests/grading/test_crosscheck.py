@@ -30,10 +30,14 @@ def test_a_cell_that_reached_the_service_earns_nothing_once_its_gcs_is_gone(loca
     # What a submission that kills its own Ray leaves: replicas may answer for a few
     # seconds more, but the cluster is going down.
     ends = crosscheck.Endpoints(serve_port=local_ray.ports.serve, dashboard_port=local_ray.ports.dashboard,
-                                scratch=str(local_ray.dir))
+                                scratch=str(local_ray.dir), metrics_port=local_ray.ports.metrics)
     reads_url, data = 'assert URL.startswith("http")\n', {"URL": local_ray.serve_url + "/"}
     plain = "assert 6 * 7 == 42\n"
     assert crosscheck.run_outside(reads_url, data, ends) == ""
+    # Lab 2 reads Serve's request counters from outside too: the grader's own metrics port.
+    reads_metrics = "assert requests.get(cluster.metrics_url, timeout=10).status_code == 200\n"
+    assert crosscheck.plan(reads_metrics) == ([], "")
+    assert crosscheck.run_outside(reads_metrics, {}, ends) == ""
 
     gcs = next(p for p in local_ray.processes() if p.name().startswith("gcs_server"))
     gcs.kill()

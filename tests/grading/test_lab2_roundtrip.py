@@ -31,6 +31,20 @@ def careless_stages(solution: str) -> str:
                             '@serve.deployment(ray_actor_options={"num_cpus": 1})')
 
 
+def shortcut_ingress(solution: str) -> str:
+    """The issue's example: an ingress that answers from its own index while the bound
+    Retriever sits idle. Its answers are right; only Serve's request counters can tell."""
+    own_index = solution.replace(
+        "        self.normalizer, self.retriever, self.generator = normalizer, retriever, generator\n",
+        "        self.normalizer, self.retriever, self.generator = normalizer, retriever, generator\n"
+        "        self.index = BM25([f\"{title} {text}\" for _, title, text in DOCS])\n").replace(
+        "        contexts = await self.retriever.retrieve.remote(clean, top_k)\n",
+        "        contexts = [{\"id\": DOCS[i][0], \"title\": DOCS[i][1], \"score\": score}\n"
+        "                    for i, score in self.index.search(clean, top_k)]\n")
+    assert own_index.count("self.index") == 2 and "self.retriever.retrieve" not in own_index
+    return own_index
+
+
 @pytest.fixture(scope="module")
 def graded():
     solution = grading.solution_answers(LAB)
@@ -51,3 +65,13 @@ def test_partial_submission_loses_exactly_what_it_broke(graded):
         "test_resources": 0.0,      # Retriever asks for 1 CPU
         "test_composition": 2.0,
     }, graded["careless"]
+
+
+@pytest.mark.extended
+def test_an_ingress_that_skips_a_stage_loses_exactly_the_composition():
+    solution = grading.solution_answers(LAB)
+    shortcut = grading.roundtrip(LAB, {"shortcut": {"ingress": shortcut_ingress(solution["ingress"])}},
+                                 extremes=False)["shortcut"]
+    assert shortcut.cells == {"test_answer": 2.0, "test_hidden_queries": 3.0, "test_bad_requests": 2.0,
+                              "test_resources": 3.0, "test_composition": 0.0}, shortcut
+    assert "['Retriever'] did not serve them" in shortcut.errors["test_composition"], shortcut.errors
