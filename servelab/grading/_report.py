@@ -46,6 +46,11 @@ def _messages(notebook: Path) -> dict[str, str]:
             if out.get("output_type") == "error":
                 lines = [line for line in ANSI.sub("", out.get("evalue", "")).splitlines() if line.strip()]
                 found[grade_id] = f"{out.ename}: {lines[0].strip()}" if lines else out.ename
+            elif out.get("output_type") == "stream" and grade_id not in found:
+                # partial credit (checks.credit) prints the parts a learner missed
+                missed = [line for line in out.get("text", "").splitlines() if line.startswith("missed ")]
+                if missed:
+                    found[grade_id] = missed[0]
     return found
 
 

@@ -46,6 +46,26 @@ def running_replicas(cluster, app: str, deployment: str, timeout: float = 60) ->
         time.sleep(0.5)
 
 
+def credit(*parts: tuple[float, bool, str]) -> float | None:
+    """Partial credit for a test cell made of parts, each (points, passed, what was observed).
+
+    The cell's last line must be this call: nbgrader scores a test cell that ends in a number
+    with that number (nbgrader/utils.py, determine_grade). Every part passed: None, so the
+    cell earns all its points. No part passed: an AssertionError with each part's message.
+    Otherwise it prints each part, earned or missed, for the feedback, and returns the points
+    earned.
+    """
+    earned = sum(points for points, passed, _ in parts if passed)
+    missed = [f"{why} (-{points:g})" for points, passed, why in parts if not passed]
+    if not missed:
+        return None
+    if not earned:
+        raise AssertionError("; ".join(missed))
+    for points, passed, why in parts:
+        print(f"{'earned' if passed else 'missed'} {points:g} point(s): {why}")
+    return earned
+
+
 def graded_choice(answer, right: str, why: dict[str, str]) -> None:
     """A graded multiple-choice answer (the scenario quiz's hidden tests, so the right letter
     and the explanations exist only on the grader's side). Prints why each option is right or

@@ -61,10 +61,32 @@ def reranker_on_cpu_manifest() -> str:
     return solution.replace("{num_cpus: 0.25, num_gpus: 0.25}", "{num_cpus: 0.25}")
 
 
+def default_batch_manifest() -> str:
+    """The solution's manifest without the Reranker's user_config: it answers right, but its
+    replicas run the app's default batch size, not the one the spec asks for."""
+    solution = grading.solution_answers(LAB)["manifest"]
+    assert solution.count("            user_config: {max_batch_size: 8}\n") == 1
+    return solution.replace("            user_config: {max_batch_size: 8}\n", "")
+
+
+@pytest.fixture(scope="module")
+def wrong():
+    return grading.roundtrip(LAB, {"cpu-reranker": {"manifest": reranker_on_cpu_manifest()},
+                                   "default-batch": {"manifest": default_batch_manifest()}}, extremes=False)
+
+
 @pytest.mark.extended
-def test_a_reranker_without_its_gpu_loses_exactly_the_placement_points():
-    graded = grading.roundtrip(LAB, {"cpu-reranker": {"manifest": reranker_on_cpu_manifest()}}, extremes=False)
-    assert graded["cpu-reranker"].cells == {
+def test_a_reranker_without_its_gpu_loses_exactly_the_placement_points(wrong):
+    assert wrong["cpu-reranker"].cells == {
         "test_manifest": 2.0, "test_ready": 2.0, "test_gpu_placement": 0.0,
         "test_endpoint": 2.0, "test_diagnosis": 2.0, "test_rollout": 2.0,
-    }, graded["cpu-reranker"]
+    }, wrong["cpu-reranker"]
+
+
+@pytest.mark.extended
+def test_a_forgotten_user_config_loses_exactly_the_endpoint_points(wrong):
+    assert wrong["default-batch"].cells == {
+        "test_manifest": 2.0, "test_ready": 2.0, "test_gpu_placement": 2.0,
+        "test_endpoint": 0.0, "test_diagnosis": 2.0, "test_rollout": 2.0,
+    }, wrong["default-batch"]
+    assert "batches up to 16 requests, expected 8" in wrong["default-batch"].errors["test_endpoint"]

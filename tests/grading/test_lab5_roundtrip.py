@@ -38,21 +38,28 @@ def default_idle_timeout(solution: str) -> str:
     return solution[:start] + solution[end:]
 
 
+def no_downscale_delay(solution: str) -> str:
+    # downscale_delay_s left out: Serve's default keeps extra replicas for 600 s after a load.
+    assert solution.count('        "downscale_delay_s": 8,\n') == 1
+    return solution.replace('        "downscale_delay_s": 8,\n', "")
+
+
 @pytest.fixture(scope="module")
 def graded():
     return grading.roundtrip(LAB)
 
 
 @pytest.fixture(scope="module")
-def dated():
+def wrong():
     solution = grading.solution_answers(LAB)
     assert old_field_names(solution["autoscaling"]) != solution["autoscaling"]
     assert "autoscalerOptions" not in default_idle_timeout(solution["autoscaler_manifest"])
     return grading.roundtrip(LAB, {"dated": {"autoscaling": old_field_names(solution["autoscaling"]),
                                              "batching": without_batching(solution["batching"]),
                                              "autoscaler_manifest": default_idle_timeout(
-                                                 solution["autoscaler_manifest"])}},
-                             extremes=False)["dated"]
+                                                 solution["autoscaler_manifest"])},
+                                   "sticky": {"autoscaling": no_downscale_delay(solution["autoscaling"])}},
+                             extremes=False)
 
 
 def test_solution_full_marks_untouched_zero(graded):
@@ -60,11 +67,20 @@ def test_solution_full_marks_untouched_zero(graded):
 
 
 @pytest.mark.extended
-def test_old_names_no_batching_and_default_idle_time_cost_exactly_their_points(dated):
-    assert dated.cells == {
+def test_old_names_no_batching_and_default_idle_time_cost_exactly_their_points(wrong):
+    assert wrong["dated"].cells == {
         "test_autoscaling_fields": 0.0,   # lint finding; Serve runs its default target
         "test_scales_with_load": 4.0,     # ...which still scales under this load
         "test_scorer_correct": 2.0,
         "test_batching_speedup": 0.0,
         "test_autoscaler": 0.0,           # the idle GPU pods outlive the 45 s
-    }, dated
+    }, wrong["dated"]
+
+
+@pytest.mark.extended
+def test_scaling_up_but_never_down_earns_half_the_scaling_points(wrong):
+    """Partial credit (checks.credit): 2 of 4 for a Generator that scales up and stays up."""
+    assert wrong["sticky"].cells == {
+        "test_autoscaling_fields": 2.0, "test_scales_with_load": 2.0, "test_scorer_correct": 2.0,
+        "test_batching_speedup": 2.0, "test_autoscaler": 2.0,
+    }, wrong["sticky"]
