@@ -191,8 +191,8 @@ def check_resources(serve_config: str) -> None:
                     "so that Ray's packing is memory-safe"))
         if stage.host_memory_gb >= 1 and (shape.memory_gb or 0) < stage.host_memory_gb:
             problems.append(Finding(
-                "error", f"{opts}.memory", f"{name} needs {stage.host_memory_gb:g} GB of RAM per replica, "
-                f"declared {shape.memory_gb or 0:.2g} GB: Ray would over-pack a node and the OS kills one",
+                "error", f"{opts}.memory", f"{name} needs {stage.host_memory_gb:g} GiB of RAM per replica, "
+                f"declared {shape.memory_gb or 0:.2g} GiB: Ray would over-pack a node and the OS kills one",
                 f"set memory: {int(stage.host_memory_gb * GB)}  # bytes"))
     _fail(problems)
 
@@ -252,10 +252,16 @@ def _generator(shape: Shape, stage: Stage) -> list[Finding]:
                            f"target {target}{default}: the autoscaler adds replicas long before a batch "
                            f"of {stage.batch} fills, so each GPU works on small batches",
                            f"set target_ongoing_requests to the batch size, {stage.batch}"))
-    if shape.max_ongoing < max(target, stage.batch):
+    elif target > stage.batch:
+        out.append(Finding("error", f"{shape.path}.autoscaling_config.target_ongoing_requests",
+                           f"target {target}: a second batch of {stage.batch} waits in each replica's queue "
+                           "before the autoscaler adds one, and its requests wait a whole batch longer",
+                           f"set target_ongoing_requests to the batch size, {stage.batch}"))
+    if shape.max_ongoing <= max(target, stage.batch):
         out.append(Finding("error", f"{shape.path}.max_ongoing_requests",
-                           f"a replica accepts {shape.max_ongoing} requests at once: fewer than its target "
-                           f"or a batch of {stage.batch}", "set max_ongoing_requests above the target"))
+                           f"a replica accepts {shape.max_ongoing} requests at once: no more than its target "
+                           f"of {target}, so no request queues there while a batch runs and the autoscaler "
+                           "cannot see the load grow", "set max_ongoing_requests above the target"))
     return out
 
 
@@ -272,6 +278,13 @@ def _capacity(planned: dict[str, Shape]) -> list[Finding]:
             if used > GPU_MEMORY_GB:
                 out.append(Finding("error", "serve_config (max scale)", f"GPU {d} would hold {', '.join(names)}: "
                                    f"{used:g} GB > {GPU_MEMORY_GB} GB", "make the fractions memory-safe together"))
+    for shape in planned.values():  # a replica runs on one node: it must fit a node of a group it can use
+        nodes = [g for g in GROUPS if g.gpus or not shape.gpus]
+        if not any(shape.cpus <= g.cpus and (shape.memory_gb or 0) <= g.memory_gb for g in nodes):
+            out.append(Finding("error", f"{shape.path}.ray_actor_options",
+                               f"one {shape.name} replica asks for {shape.cpus:g} CPUs and {shape.memory_gb or 0:g} "
+                               f"GiB, more than any {' or '.join(g.name for g in nodes)} node has: it stays PENDING",
+                               "ask for what one node offers"))
     cpus = sum(g.max_nodes * g.cpus for g in GROUPS)
     memory = sum(g.max_nodes * g.memory_gb for g in GROUPS)
     want_cpus = sum(s.high * s.cpus for s in planned.values())
@@ -280,7 +293,7 @@ def _capacity(planned: dict[str, Shape]) -> list[Finding]:
         out.append(Finding("error", "serve_config (max scale)", f"{want_cpus:g} CPUs at max scale, the "
                            f"groups have {cpus}", "lower num_cpus or max_replicas"))
     if want_memory > memory:
-        out.append(Finding("error", "serve_config (max scale)", f"{want_memory:g} GB at max scale, the "
+        out.append(Finding("error", "serve_config (max scale)", f"{want_memory:g} GiB at max scale, the "
                            f"groups have {memory}", "lower max_replicas"))
     return out
 
@@ -292,19 +305,25 @@ def check_delivery(image: str, serve_config: str) -> None:
     """Code ships as a versioned image: a pinned tag or digest, an import path into it, and
     nothing fetched or copied at start."""
     problems = []
-    if not isinstance(image, str) or not PINNED.match(image) or image.endswith(":latest"):
+    tag = image.rsplit(":", 1)[-1] if isinstance(image, str) and "@" not in image else ""
+    if not isinstance(image, str) or not PINNED.match(image) or (tag and not re.search(r"\d", tag)):
         problems.append(Finding("error", "image", f"{image!r} is not a pinned image in a registry",
-                                "name registry/repository:version (or @sha256:digest), never :latest"))
+                                "name registry/repository:version (or @sha256:digest); a tag with no version "
+                                "in it (latest, stable) moves"))
     app, base = _app(serve_config)
     if not IMPORT_PATH.match(str(app.get("import_path", ""))):
         problems.append(Finding("error", f"{base}.import_path", "no import path into the image's code",
                                 "write package.module:app"))
-    env = app.get("runtime_env") or {}
-    for key in ("working_dir", "py_modules", "pip", "conda", "uv"):
-        if key in env:
-            problems.append(Finding("error", f"{base}.runtime_env.{key}", "fetched or installed when the "
-                                    "cluster starts: a new pod can differ from the last one",
-                                    "bake it into the image and remove the key"))
+    envs = [(f"{base}.runtime_env", app.get("runtime_env") or {})] + [
+        (f"{base}.deployments[{i}].ray_actor_options.runtime_env",
+         ((dep or {}).get("ray_actor_options") or {}).get("runtime_env") or {})
+        for i, dep in enumerate(app.get("deployments") or [])]
+    for where, env in envs:
+        for key in ("working_dir", "py_modules", "pip", "conda", "uv"):
+            if key in env:
+                problems.append(Finding("error", f"{where}.{key}", "fetched or installed when the "
+                                        "cluster starts: a new pod can differ from the last one",
+                                        "bake it into the image and remove the key"))
     _fail(problems)
 
 
@@ -328,9 +347,9 @@ def scenario_markdown() -> str:
         gpu = "no GPU code" if not s.gpu_ms else (
             f"{s.gpu_ms:g} ms per batch of {s.batch}" if s.batch > 1 else f"{s.gpu_ms:g} ms")
         gmem = f"{s.gpu_memory_gb:g} GB" if s.gpu_memory_gb else "—"
-        lines.append(f"| {s.name} | {s.does} | {cpu} | {gpu} | {gmem} | {s.host_memory_gb:g} GB |")
+        lines.append(f"| {s.name} | {s.does} | {cpu} | {gpu} | {gmem} | {s.host_memory_gb:g} GiB |")
     lines += ["", "| node group | nodes (max) | CPUs each | RAM each | GPUs each |", "|---|---|---|---|---|"]
-    lines += [f"| {g.name} | {g.max_nodes} | {g.cpus} | {g.memory_gb} GB | "
+    lines += [f"| {g.name} | {g.max_nodes} | {g.cpus} | {g.memory_gb} GiB | "
               + (f"{g.gpus} ({GPU_MEMORY_GB} GB of memory) |" if g.gpus else "0 |") for g in GROUPS]
     lines += ["", f"Peak traffic: **{PEAK_RPS:g} questions per second**, every one through every stage."]
     return "\n".join(lines)
@@ -339,7 +358,7 @@ def scenario_markdown() -> str:
 def summary(serve_config: str) -> str:
     """The plan, one line per stage, with its capacity at max scale."""
     planned = shapes(serve_config)
-    lines = [f"{'stage':12} {'CPUs':>5} {'GPU':>5} {'RAM GB':>7} {'replicas':>9} {'max rps':>8}  scales on"]
+    lines = [f"{'stage':12} {'CPUs':>5} {'GPU':>5} {'RAM GiB':>7} {'replicas':>9} {'max rps':>8}  scales on"]
     for name, s in planned.items():
         stage = BY_NAME.get(name)
         rps = s.high * stage.per_replica_rps(s.gpus > 0) if stage else float("nan")

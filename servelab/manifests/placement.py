@@ -57,6 +57,14 @@ def _shape(group: str, spec: dict, max_nodes: int) -> NodeShape:
     )
 
 
+def desired_replicas(group: dict) -> int:
+    """How many pods KubeRay runs for a worker group: `replicas` clamped to [minReplicas,
+    maxReplicas] (GetWorkerGroupDesiredReplicas, controllers/ray/utils/util.go)."""
+    from servelab.targets._kuberay import group_desired_replicas  # no import cycle at load time
+
+    return group_desired_replicas(group)
+
+
 def node_shapes(cluster_spec: dict) -> list[NodeShape]:
     """Head first, then one shape per worker group (at its maxReplicas)."""
     shapes = [_shape("head", cluster_spec.get("headGroupSpec") or {}, 1)]

@@ -59,3 +59,41 @@ def test_half_right_scores_exactly_the_tests_it_passes(graded):
     }
     assert r.total == 6, r
     assert set(r.errors) == {"test_two_replicas", "test_replicas_answer"}, r
+
+
+# The wrong-answer corpus: one plausible mistake per test cell the halfright submission keeps.
+def no_nfkc(solution: str) -> str:
+    # Lower-cases and collapses whitespace, but never folds Unicode compatibility forms
+    # (full-width letters, the "ﬁ" ligature, no-break spaces): only the hidden cases show it.
+    assert solution.count('unicodedata.normalize("NFKC", text).lower()') == 1
+    return solution.replace('unicodedata.normalize("NFKC", text).lower()', "text.lower()")
+
+
+def right_strip(solution: str) -> str:
+    # Collapses whitespace with a regex and strips only the right end: a leading space stays.
+    old = 'return " ".join(unicodedata.normalize("NFKC", text).lower().split())'
+    assert solution.count(old) == 1
+    return "import re\n" + solution.replace(
+        old, 'return re.sub(r"\\s+", " ", unicodedata.normalize("NFKC", text).lower()).rstrip()')
+
+
+def trusts_its_input(solution: str) -> str:
+    # No validation: a missing or mistyped field raises in the replica, which Serve turns into a 500.
+    start, end = solution.index("        try:\n            body = await request.json()"), solution.index(
+        "        return {\"normalized\"")
+    return solution[:start] + "        body = await request.json()\n" + solution[end:]
+
+
+@pytest.mark.extended
+def test_each_mistake_loses_exactly_the_cells_that_check_it():
+    solution = grading.solution_answers(LAB)["normalizer"]
+    for variant in (no_nfkc, right_strip, trusts_its_input):
+        assert variant(solution) != solution, variant.__name__
+    graded = grading.roundtrip(LAB, {name: {"normalizer": variant(solution)} for name, variant in
+                                     (("no-nfkc", no_nfkc), ("right-strip", right_strip),
+                                      ("trusts-input", trusts_its_input))}, extremes=False)
+    full = {"test_normalize_basic": 2.0, "test_normalize_hidden": 2.0, "test_bad_requests": 2.0,
+            "test_two_replicas": 2.0, "test_replicas_answer": 2.0}
+    assert graded["no-nfkc"].cells == {**full, "test_normalize_hidden": 0.0}, graded["no-nfkc"]
+    assert graded["right-strip"].cells == {**full, "test_normalize_basic": 0.0}, graded["right-strip"]
+    assert graded["trusts-input"].cells == {**full, "test_bad_requests": 0.0}, graded["trusts-input"]

@@ -67,11 +67,43 @@ def test_partial_submission_loses_exactly_what_it_broke(graded):
     }, graded["careless"]
 
 
-@pytest.mark.extended
-def test_an_ingress_that_skips_a_stage_loses_exactly_the_composition():
+def uncited_answer(stages: str) -> str:
+    # The template names the note's title and forgets its id, which the answer must cite.
+    old = "return f\"{best['title']} ({best['id']}): see this note first.\""
+    assert stages.count(old) == 1
+    return stages.replace(old, "return f\"{best['title']}: see this note first.\"")
+
+
+def fixed_top_k(ingress: str) -> str:
+    # Validates top_k, then asks the Retriever for 3 notes whatever the client asked.
+    old = "self.retriever.retrieve.remote(clean, top_k)"
+    assert ingress.count(old) == 1
+    return ingress.replace(old, "self.retriever.retrieve.remote(clean, 3)")
+
+
+@pytest.fixture(scope="module")
+def wrong():
     solution = grading.solution_answers(LAB)
-    shortcut = grading.roundtrip(LAB, {"shortcut": {"ingress": shortcut_ingress(solution["ingress"])}},
-                                 extremes=False)["shortcut"]
-    assert shortcut.cells == {"test_answer": 2.0, "test_hidden_queries": 3.0, "test_bad_requests": 2.0,
-                              "test_resources": 3.0, "test_composition": 0.0}, shortcut
-    assert "['Retriever'] did not serve them" in shortcut.errors["test_composition"], shortcut.errors
+    return grading.roundtrip(LAB, {"shortcut": {"ingress": shortcut_ingress(solution["ingress"])},
+                                   "uncited": {"stages": uncited_answer(solution["stages"])},
+                                   "fixed-k": {"ingress": fixed_top_k(solution["ingress"])}}, extremes=False)
+
+
+FULL = {"test_answer": 2.0, "test_hidden_queries": 3.0, "test_bad_requests": 2.0, "test_resources": 3.0,
+        "test_composition": 2.0}
+
+
+@pytest.mark.extended
+def test_an_ingress_that_skips_a_stage_loses_exactly_the_composition(wrong):
+    assert wrong["shortcut"].cells == {**FULL, "test_composition": 0.0}, wrong["shortcut"]
+    assert "['Retriever'] did not serve them" in wrong["shortcut"].errors["test_composition"]
+
+
+@pytest.mark.extended
+def test_an_answer_without_its_note_id_loses_exactly_test_answer(wrong):
+    assert wrong["uncited"].cells == {**FULL, "test_answer": 0.0}, wrong["uncited"]
+
+
+@pytest.mark.extended
+def test_an_ignored_top_k_loses_exactly_the_hidden_queries(wrong):
+    assert wrong["fixed-k"].cells == {**FULL, "test_hidden_queries": 0.0}, wrong["fixed-k"]

@@ -42,6 +42,30 @@ LAYER_LOST_STATE = "application code"
 LAYER_BAD_ROLLOUT = "application code"
 '''
 
+# Answers with two labels of its own making: a score of 0 (nothing positive or negative in the
+# text) becomes "negative", where the model says "neutral". Health checks and layers are right,
+# but a lost model state is put on Serve, whose health check only runs what the code asks.
+TWO_LABEL_SERVICE = '''
+@serve.deployment(num_replicas=2, ray_actor_options={"num_cpus": 0.25},
+                  health_check_period_s=1, health_check_timeout_s=3, graceful_shutdown_timeout_s=2)
+class Sentiment:
+    def __init__(self):
+        self.model = LexiconModel()
+
+    async def __call__(self, request: Request) -> dict:
+        score = self.model.predict((await request.json())["text"])["score"]
+        return {"label": "positive" if score > 0 else "negative", "score": score}
+
+    def check_health(self) -> None:
+        if not self.model.loaded():
+            raise RuntimeError("the model's weights are gone")
+
+
+serve.run(Sentiment.bind(), name="lab6", route_prefix="/sentiment")
+'''
+STATE_ON_SERVE_ANSWERS = OPTIMISTIC_ANSWERS.replace("MAX_LOST_ON_KILL = 0", "MAX_LOST_ON_KILL = 2").replace(
+    'LAYER_LOST_STATE = "application code"', 'LAYER_LOST_STATE = "Serve"')
+
 
 @pytest.fixture(scope="module")
 def graded():
@@ -51,7 +75,9 @@ def graded():
 @pytest.fixture(scope="module")
 def wrong():
     return grading.roundtrip(LAB, {"careless": {"service": CARELESS_SERVICE, "answers": CARELESS_ANSWERS},
-                                   "optimistic": {"answers": OPTIMISTIC_ANSWERS}}, extremes=False)
+                                   "optimistic": {"answers": OPTIMISTIC_ANSWERS},
+                                   "two-labels": {"service": TWO_LABEL_SERVICE, "answers": STATE_ON_SERVE_ANSWERS}},
+                             extremes=False)
 
 
 def test_solution_full_marks_untouched_zero(graded):
@@ -77,3 +103,13 @@ def test_a_bound_read_off_a_lucky_run_loses_exactly_its_point(wrong):
         "test_kill_bound": 0.0,             # 0 is what a kill usually costs, not what it can cost
         "test_layers_runtime": 1.0, "test_layers_application": 1.0,
     }, wrong["optimistic"]
+
+
+@pytest.mark.extended
+def test_a_made_up_label_scheme_and_a_misplaced_layer_lose_exactly_their_cells(wrong):
+    assert wrong["two-labels"].cells == {
+        "test_answers": 0.0,                # "the weather report for tuesday" is neutral
+        "test_lost_state_replaced": 3.0, "test_hang_replaced": 2.0, "test_kill_bound": 1.0,
+        "test_layers_runtime": 1.0,
+        "test_layers_application": 0.0,     # only the model's code knows its state is lost
+    }, wrong["two-labels"]

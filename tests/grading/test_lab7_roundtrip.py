@@ -28,21 +28,39 @@ def careless_vision(solution: str) -> str:
     return wrong.replace('.replace("upgradeStrategy: {type: None}", "upgradeStrategy: {type: NewCluster}")', "")
 
 
+def hasty_diagnosis(solution: str) -> str:
+    # Files the import error under Serve, which reported it, and reads chat's slowness as too few
+    # replicas, its symptom, instead of the target that keeps it at one.
+    return (solution.replace('"sentiment": ("application code", "import_path")', '"sentiment": ("Serve", "import_path")')
+            .replace('"chat":      ("Serve", "autoscaling_target")', '"chat":      ("Serve", "replica_count")'))
+
+
+def hasty_fix(solution: str) -> str:
+    # Leaves search at /serch (the clients "should call the right path") and makes the captioner
+    # schedulable by taking its GPU away.
+    lines = [line for line in solution.splitlines() if 'apps["search"]' not in line]
+    return "\n".join(lines).replace('["num_gpus"] = 1', '["num_gpus"] = 0')
+
+
 @pytest.fixture(scope="module")
 def graded():
     return grading.roundtrip(LAB)
 
 
 @pytest.fixture(scope="module")
-def careless():
+def wrong():
     solution = grading.solution_answers(LAB)
     assert careless_diagnosis(solution["diagnosis"]) != solution["diagnosis"]
     assert careless_fix(solution["fix"]) != solution["fix"]
     assert careless_vision(solution["vision_fix"]).count("NewCluster") == 0
+    assert hasty_diagnosis(solution["diagnosis"]).count('("Serve", ') == 3
+    assert hasty_fix(solution["fix"]).count('"/search"') == 0 and '["num_gpus"] = 0' in hasty_fix(solution["fix"])
     return grading.roundtrip(LAB, {"careless": {"diagnosis": careless_diagnosis(solution["diagnosis"]),
                                                 "fix": careless_fix(solution["fix"]),
-                                                "vision_fix": careless_vision(solution["vision_fix"])}},
-                             extremes=False)["careless"]
+                                                "vision_fix": careless_vision(solution["vision_fix"])},
+                                   "hasty": {"diagnosis": hasty_diagnosis(solution["diagnosis"]),
+                                             "fix": hasty_fix(solution["fix"])}},
+                             extremes=False)
 
 
 def test_solution_full_marks_untouched_zero(graded):
@@ -50,8 +68,8 @@ def test_solution_full_marks_untouched_zero(graded):
 
 
 @pytest.mark.extended
-def test_careless_submission_loses_exactly_what_it_broke(careless):
-    assert careless.cells == {
+def test_careless_submission_loses_exactly_what_it_broke(wrong):
+    assert wrong["careless"].cells == {
         "test_diagnosis_import": 1.0,
         "test_diagnosis_resources": 0.0,   # a Ray resource question, not Kubernetes
         "test_diagnosis_serve": 2.0,
@@ -61,4 +79,19 @@ def test_careless_submission_loses_exactly_what_it_broke(careless):
         "test_diagnosis_outer": 0.0,       # the Ray symptom, not the Pending pod; not KubeRay's strategy
         "test_fixed_vision": 0.0,          # with type None KubeRay applies none of it: a GPU pod stays Pending
         "test_fixed_chat_slo": 0.0,        # target 16: one replica, p95 about 800 ms
-    }, careless
+    }, wrong["careless"]
+
+
+@pytest.mark.extended
+def test_a_hasty_submission_loses_exactly_what_it_broke(wrong):
+    assert wrong["hasty"].cells == {
+        "test_diagnosis_import": 0.0,      # Serve reported it; the import_path is the code's
+        "test_diagnosis_resources": 2.0,
+        "test_diagnosis_serve": 0.0,       # one replica is the symptom; the target is the cause
+        "test_fixed_sentiment": 1.0,
+        "test_fixed_resources": 0.0,       # the captioner must keep its GPU
+        "test_fixed_search": 0.0,          # still at /serch: the clients' /search is a 404
+        "test_diagnosis_outer": 2.0,
+        "test_fixed_vision": 2.0,
+        "test_fixed_chat_slo": 1.0,
+    }, wrong["hasty"]

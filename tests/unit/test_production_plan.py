@@ -50,7 +50,16 @@ def test_another_sound_plan_passes_too():
     ("max_ongoing_requests: 16", "max_ongoing_requests: 4", plan.check_scaling,
      "deployments[4].max_ongoing_requests"),
     ("memory: 4294967296", "memory: 214748364800", plan.check_scaling,
-     "GB at max scale, the groups have 320"),
+     "GiB at max scale, the groups have 320"),
+    # What the spec's words rule out (a strict instructor's reading, issue 23):
+    ("target_ongoing_requests: 8", "target_ongoing_requests: 16", plan.check_scaling,
+     "target 16: a second batch of 8 waits"),
+    ("max_ongoing_requests: 16", "max_ongoing_requests: 8", plan.check_scaling,
+     "no more than its target of 8"),
+    ("num_cpus: 2, num_gpus: 0.6", "num_cpus: 10, num_gpus: 0.6", plan.check_scaling,
+     "one Generator replica asks for 10 CPUs"),
+    ("num_cpus: 2, num_gpus: 0.6", "num_cpus: 2, runtime_env: {pip: [vllm]}, num_gpus: 0.6",
+     lambda c: plan.check_delivery("r.io/a/b:1", c), "deployments[4].ray_actor_options.runtime_env.pip"),
     ("num_replicas: 2\n        ray_actor_options: {num_cpus: 1, memory",
      "num_replicas: 60\n        ray_actor_options: {num_cpus: 1, memory", plan.check_scaling,
      "CPUs at max scale, the groups have 56"),
@@ -68,6 +77,7 @@ def test_a_broken_rule_names_its_field(old, new, check, expected):
 
 
 @pytest.mark.parametrize("image", ["rag-serve", "rag-serve:latest", "registry.io/ml/rag:latest",
+                                   "registry.example.com/ml/rag-serve:stable",
                                    "registry.io/ml/rag", "kubectl cp rag.py head:/app", 42])
 def test_an_unpinned_image_is_refused(image):
     with pytest.raises(PlanError, match="not a pinned image"):
