@@ -75,18 +75,16 @@ def wrong():
                                    "default-batch": {"manifest": default_batch_manifest()}}, extremes=False)
 
 
+FULL = {"test_manifest": 2.0, "test_ready": 2.0, "test_gpu_placement": 2.0, "test_endpoint": 2.0,
+        "test_diagnosis": 2.0, "test_rollout": 2.0}
+
+
 @pytest.mark.extended
 def test_a_reranker_without_its_gpu_loses_exactly_the_placement_points(wrong):
-    assert wrong["cpu-reranker"].cells == {
-        "test_manifest": 2.0, "test_ready": 2.0, "test_gpu_placement": 0.0,
-        "test_endpoint": 2.0, "test_diagnosis": 2.0, "test_rollout": 2.0,
-    }, wrong["cpu-reranker"]
+    assert wrong["cpu-reranker"].cells == {**FULL, "test_gpu_placement": 0.0}, wrong["cpu-reranker"]
 
 
 @pytest.mark.extended
 def test_a_forgotten_user_config_loses_exactly_the_endpoint_points(wrong):
-    assert wrong["default-batch"].cells == {
-        "test_manifest": 2.0, "test_ready": 2.0, "test_gpu_placement": 2.0,
-        "test_endpoint": 0.0, "test_diagnosis": 2.0, "test_rollout": 2.0,
-    }, wrong["default-batch"]
+    assert wrong["default-batch"].cells == {**FULL, "test_endpoint": 0.0}, wrong["default-batch"]
     assert "batches up to 16 requests, expected 8" in wrong["default-batch"].errors["test_endpoint"]
