@@ -1,6 +1,6 @@
 """What HideHiddenTests leaves of a graded cell for the learner's feedback (servelab/grading/_feedback.py)."""
 
-from servelab.grading._feedback import HIDDEN_NOTE, split_hidden, scrub_traceback
+from servelab.grading._feedback import HIDDEN_NOTE, scrub_traceback, split_hidden
 
 CELL = '''# 2 points: visible part
 assert reply.ok, "[Serve] visible message"
