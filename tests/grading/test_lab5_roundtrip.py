@@ -84,3 +84,20 @@ def test_scaling_up_but_never_down_earns_half_the_scaling_points(wrong):
         "test_autoscaling_fields": 2.0, "test_scales_with_load": 2.0, "test_scorer_correct": 2.0,
         "test_batching_speedup": 2.0, "test_autoscaler": 2.0,
     }, wrong["sticky"]
+
+
+def titles_not_ids(solution: str) -> str:
+    # Finds the right notes, and answers with their titles where the task asks for their ids.
+    old = "return [DOCS[i][0] for i in best]"
+    assert solution.count(old) == 1
+    return solution.replace(old, "return [DOCS[i][1] for i in best]")
+
+
+@pytest.mark.extended
+def test_a_scorer_that_answers_titles_loses_exactly_its_points():
+    solution = grading.solution_answers(LAB)
+    graded = grading.roundtrip(LAB, {"titles": {"batching": titles_not_ids(solution["batching"])}},
+                               extremes=False)["titles"]
+    assert graded.cells == {"test_autoscaling_fields": 2.0, "test_scales_with_load": 4.0,
+                            "test_scorer_correct": 0.0, "test_batching_speedup": 2.0,
+                            "test_autoscaler": 2.0}, graded
