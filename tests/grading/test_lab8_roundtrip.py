@@ -87,7 +87,7 @@ def test_each_mistake_costs_its_own_check(graded):
     careless, single = graded["careless"], graded["single"]
     assert careless.cells == {**AUTOGRADED, "test_resource_shapes": 0.0, "test_delivery": 0.0,
                               "test_alerts": 0.0, WRITTEN: 0.0}, careless
-    assert "Retriever needs 4 GB" in careless.errors["test_resource_shapes"]
+    assert "Retriever needs 4 GiB" in careless.errors["test_resource_shapes"]
     assert "2 of 5 alerts" in careless.errors["test_alerts"]
     assert single.cells == {**AUTOGRADED, "test_scaling": 0.0, WRITTEN: 0.0}, single
     assert "Normalizer can drop to 1 replica" in single.errors["test_scaling"]
