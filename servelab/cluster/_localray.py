@@ -44,7 +44,7 @@ from servelab.clients._state import StateAPI
 from servelab.cluster import _processes as processes
 from servelab.cluster import _profiles as profiles
 from servelab.cluster._links import browser_url, html_links
-from servelab.cluster._ports import LOOPBACK, Ports, choose_ports
+from servelab.cluster._ports import LOOPBACK, Ports, choose_ports, hold, release
 from servelab.errors import ServelabError
 from servelab.faults import _flags as fault_flags
 from servelab.observe._waiting import Failed, Stuck, wait_for
@@ -216,6 +216,7 @@ class LocalRay:
         # before anything is created: a PortError leaves nothing behind
         self.ports = choose_ports(serve_free=self.service_port is not None,
                                   exclude={self.service_port} if self.service_port else None)
+        hold(self.ports.serve, self.ports.dashboard, self.ports.metrics)
         self.root.mkdir(parents=True, exist_ok=True)
         # Short on purpose (the name lives in cluster.json): see _SOCKET_SUFFIX_LEN.
         self.dir = Path(tempfile.mkdtemp(prefix="c", dir=self.root))
@@ -429,6 +430,8 @@ class LocalRay:
             raise ServelabError("processes of this cluster survived SIGKILL:\n" + processes.describe(left),
                                 layer="Ray runtime")
         self.workers, self._children = [], []
+        if self.ports is not None:
+            release(self.ports.serve, self.ports.dashboard, self.ports.metrics)
         (self._dir / STATE_FILE).unlink(missing_ok=True)
         if not (keep_logs or os.environ.get("SERVELAB_KEEP_LOGS")):
             shutil.rmtree(self._dir, ignore_errors=True)

@@ -26,6 +26,23 @@ VISIBLE_PORTS = {
 }
 WORKER_PORT_RANGE = 200  # ports reserved for Ray worker processes per node
 
+# Visible ports that clusters started by this process hold now. A port pinned by SERVELAB_*_PORT
+# goes to the first cluster a process starts (a graded kernel's, where the grader looks for it);
+# a later cluster of the same process (lab 5's autoscaled RayCluster, lab 7's RayService, a
+# RayService's pending cluster) takes a free port instead of failing. A pinned port that anything
+# else holds is still an error: the grader must never reach someone else's server on it.
+_HELD_HERE: set[int] = set()
+
+
+def hold(*ports: int) -> None:
+    """Record visible ports a cluster of this process now holds."""
+    _HELD_HERE.update(p for p in ports if p)
+
+
+def release(*ports: int) -> None:
+    """Forget them again (the cluster stopped)."""
+    _HELD_HERE.difference_update(ports)
+
 
 class PortError(ServelabError, RuntimeError):
     """A requested port is not usable."""
@@ -110,6 +127,8 @@ def _visible_port(kind: str, taken: set[int], env: dict) -> int:
             port = int(env[var])
         except ValueError:
             raise PortError(f"{var}={env[var]!r} is not a port number") from None
+        if port not in taken and port in _HELD_HERE and not is_free(port):
+            return held_port(taken)  # this process's own first cluster has it
         if port in taken or not is_free(port):
             raise PortError(
                 f"{var}={port} is already in use on {LOOPBACK}; "

@@ -138,3 +138,22 @@ def test_timed_labs_get_two_cores_per_submission_by_default(monkeypatch):
     assert autograde.default_workers("lab6-fault-injection") == 1
     monkeypatch.setattr(autograde.psutil, "virtual_memory", lambda: type("M", (), {"available": 5 * 1024**3})())
     assert autograde.default_workers("lab2-rag-pipeline") == 1  # one per 4 GiB
+
+
+@pytest.mark.extended
+@pytest.mark.live
+def test_servelab_grade_gives_a_lab_with_two_clusters_full_marks():
+    """Lab 5 starts a second cluster in the graded kernel (Task 3's RayCluster), as lab 7 does: the
+    ports servelab grade pins belong to the first, and the second must not fail on them."""
+    import shutil
+
+    lab = "lab5-autoscaling-batching"
+    root = scratch_course()
+    try:
+        grading.nbgrader(["generate_assignment", lab], cwd=root)
+        release = root / "release" / lab / f"{lab}.ipynb"
+        submit(root, lab, "sol", grading.fill(release, grading.solution_answers(lab)))
+        [result] = autograde.grade(root, lab, show=False)
+        assert (result.score, result.max_score, result.failed) == (12, 12, []), result
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -50,3 +50,25 @@ def test_busy_port_from_environment_is_a_clear_error():
 def test_non_numeric_port_names_the_variable():
     with pytest.raises(PortError, match="SERVELAB_METRICS_PORT='eighty' is not a port number"):
         choose_ports({"SERVELAB_METRICS_PORT": "eighty"})
+
+
+def test_a_pinned_port_this_process_already_holds_goes_to_its_first_cluster_only():
+    # servelab grade pins the visible ports for the kernel's first cluster; lab 5 and lab 7 start a
+    # second one in the same kernel, which must not fail on them. Anyone else's listener still does.
+    from servelab.cluster import _ports
+
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        env = {"SERVELAB_DASHBOARD_PORT": str(busy), "SERVELAB_PORTS": "free"}
+        with pytest.raises(PortError, match="is already in use"):
+            choose_ports(env)                     # a stranger's server on the pinned port
+        _ports.hold(busy)                         # now it is our own first cluster's
+        try:
+            second = choose_ports(env)
+            assert second.dashboard != busy and is_free(second.dashboard)
+        finally:
+            _ports.release(busy)
+        with pytest.raises(PortError, match="is already in use"):
+            choose_ports(env)
