@@ -260,8 +260,8 @@ def _generator(shape: Shape, stage: Stage) -> list[Finding]:
     if shape.max_ongoing <= max(target, stage.batch):
         out.append(Finding("error", f"{shape.path}.max_ongoing_requests",
                            f"a replica accepts {shape.max_ongoing} requests at once: no more than its target "
-                           f"of {target}, so no request queues there while a batch runs and the autoscaler "
-                           "cannot see the load grow", "set max_ongoing_requests above the target"))
+                           f"of {target}, so the next batch cannot gather in the replica while one runs",
+                           "set max_ongoing_requests above the target"))
     return out
 
 

@@ -335,8 +335,10 @@ def grade(course: Path, lab: str, *, force: bool = False, limit_s: float = DEFAU
 
 
 def generate_feedback(course: Path, lab: str, force: bool = False) -> subprocess.CompletedProcess:
-    """nbgrader generate_feedback with the hidden tests left out of the HTML, whatever the
-    course's own config says (its nbgrader_config.py, read after this one, may add to it)."""
+    """nbgrader generate_feedback with the hidden tests left out of the HTML (_feedback.py), for
+    a course folder whose nbgrader_config.py does not say so. A config that sets
+    GenerateFeedback.preprocessors itself replaces this list: the course's own
+    (grading/nbgrader_config.py) keeps HideHiddenTests in it."""
     with tempfile.TemporaryDirectory(prefix="slfb") as config:
         Path(config, "nbgrader_config.py").write_text("c = get_config()\n" + feedback_config.CONFIG)
         path = os.pathsep.join(filter(None, [config, os.environ.get("JUPYTER_CONFIG_PATH")]))

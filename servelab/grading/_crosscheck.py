@@ -302,5 +302,8 @@ class CrossCheckedExecute(Execute):
 
     def _fail(self, cell: NotebookNode, message: str) -> None:
         self.log.warning("graded zero: %s", message)
-        cell.outputs.append(NotebookNode(output_type="error", ename="CrossCheckFailed", evalue=message,
-                                         traceback=[f"CrossCheckFailed: {message}"]))
+        # nbgrader scores a cell by the first error or execute_result among its outputs
+        # (utils.determine_grade): a value the kernel left would be read before this error.
+        cell.outputs = [o for o in cell.outputs if o.get("output_type") != "execute_result"]
+        cell.outputs.insert(0, NotebookNode(output_type="error", ename="CrossCheckFailed", evalue=message,
+                                            traceback=[f"CrossCheckFailed: {message}"]))

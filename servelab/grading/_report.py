@@ -84,13 +84,24 @@ def lab_report(course: Path, lab: str) -> list[CellReport]:
     return sorted(cells.values(), key=lambda c: (-c.share, order.index(c.grade_id)))
 
 
-def render(lab: str, report: list[CellReport]) -> str:
+def not_graded(course: Path, lab: str) -> list[str]:
+    """Students who submitted `lab` but have no autograded notebook: stopped at their time limit,
+    or not a notebook nbgrader could read (summary-LAB.csv says which)."""
+    submitted = course / "submitted"
+    return sorted(p.name for p in submitted.iterdir() if (p / lab).is_dir()
+                  and not (course / "autograded" / p.name / lab).is_dir()) if submitted.is_dir() else []
+
+
+def render(lab: str, report: list[CellReport], missing: list[str] = ()) -> str:
     """The report as Markdown: one table row per test cell."""
     graded = max((c.graded for c in report), default=0)
     lines = [f"# What learners missed in {lab}", "",
              f"{graded} submission(s) graded. Test cells the most learners lost come first; "
-             "the last column quotes what their checks observed, most common first.", "",
-             "| test cell | points | lost by | what the checks observed |", "|---|---|---|---|"]
+             "the last column quotes what their checks observed, most common first."]
+    if missing:
+        lines.append(f"{len(missing)} submission(s) not graded, so in no row below: {', '.join(missing)} "
+                     f"(summary-{lab}.csv says why).")
+    lines += ["", "| test cell | points | lost by | what the checks observed |", "|---|---|---|---|"]
     for cell in report:
         seen = "; ".join(f"{n}× {_cell_text(message)}" for message, n in cell.observed.most_common(SHOWN))
         more = len(cell.observed) - SHOWN
@@ -108,5 +119,5 @@ def _cell_text(message: str, limit: int = 160) -> str:
 def write(course: Path, lab: str) -> Path:
     """Write report-LAB.md in the course folder; returns its path."""
     path = course / f"report-{lab}.md"
-    path.write_text(render(lab, lab_report(course, lab)))
+    path.write_text(render(lab, lab_report(course, lab), not_graded(course, lab)))
     return path

@@ -89,6 +89,7 @@ def test_the_report_says_which_checks_the_class_failed_and_what_they_observed(co
     text = (course / f"report-{LAB}.md").read_text()
     assert f"| `{failed[0].grade_id}` | 1 | 1 of 2 (50%) | 1× AssertionError: [your answer]" in text
     assert "| 0 of 2 (0%) | - |" in text
+    assert "1 submission(s) not graded, so in no row below: carol" in text   # not a notebook
 
 
 def test_a_second_run_resumes_and_force_regrades(course, first_run):

@@ -46,3 +46,19 @@ def test_a_cell_that_reached_the_service_earns_nothing_once_its_gcs_is_gone(loca
     assert problem.startswith("[grader] your Ray cluster has no running gcs_server"), problem
     # A cell that never touches the service does not need a cluster.
     assert crosscheck.run_outside(plain, {}, ends) == ""
+
+
+def test_a_failed_cross_check_zeroes_a_cell_that_ended_in_a_value():
+    # nbgrader reads the first error or execute_result (utils.determine_grade): a partial score,
+    # or any value a kernel made a cell end with, must not be read before the grader's error.
+    import nbformat
+    from nbgrader.utils import determine_grade
+
+    cell = nbformat.v4.new_code_cell("checks.credit(...)", metadata={"nbgrader": {
+        "grade": True, "solution": False, "points": 4, "grade_id": "test_x"}})
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="earned 2 point(s): up\n"),
+                    nbformat.v4.new_output("execute_result", data={"text/plain": "2"}, execution_count=1)]
+    assert determine_grade(cell) == (2, 4)
+    crosscheck.CrossCheckedExecute()._fail(cell, "failed outside the kernel")
+    assert determine_grade(cell) == (0, 4)
+    assert [o.output_type for o in cell.outputs] == ["error", "stream"]

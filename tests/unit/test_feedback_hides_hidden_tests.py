@@ -32,3 +32,24 @@ def test_a_traceback_names_the_hidden_line_without_quoting_it():
     assert '"[Serve] visible message"' in frame          # visible code stays as it was
     assert scrub_traceback(["AssertionError: [your diagnosis] chat"], hidden) == [
         "AssertionError: [your diagnosis] chat"]       # the message is the learner's to read
+
+
+def test_any_output_of_any_cell_that_quotes_hidden_code_is_scrubbed():
+    # A learner's later cell that prints IPython's input history (`print(*_ih)`) would show the
+    # hidden tests that ran before it; so would a traceback formatted by hand.
+    import nbformat
+
+    from servelab.grading._feedback import HideHiddenTests
+
+    nb = nbformat.v4.new_notebook()
+    test = nbformat.v4.new_code_cell(CELL.replace("### BEGIN", "## BEGIN"))   # nbgrader's match: any line with it
+    history = nbformat.v4.new_code_cell("print(*_ih, sep='\\n')")
+    history.outputs = [nbformat.v4.new_output("stream", name="stdout", text=CELL + "the learner's own line\n")]
+    value = nbformat.v4.new_code_cell("_ih[-2]")
+    value.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": repr(CELL)}, execution_count=3)]
+    nb.cells = [test, history, value]
+    HideHiddenTests().preprocess(nb, {})
+    assert "autoscaling_target" not in test.source and HIDDEN_NOTE in test.source
+    assert "autoscaling_target" not in history.outputs[0].text
+    assert "the learner's own line" in history.outputs[0].text and "(hidden test)" in history.outputs[0].text
+    assert "autoscaling_target" not in value.outputs[0].data["text/plain"]
