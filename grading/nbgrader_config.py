@@ -13,6 +13,6 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Feedback shows what the checks said, never the hidden tests' code (servelab/grading/_feedback.py).
-c.GenerateFeedback.preprocessors = ["nbgrader.preprocessors.GetGrades",
-                                    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
-                                    "servelab.grading._feedback.HideHiddenTests"]
+from servelab.grading._feedback import FEEDBACK_PREPROCESSORS  # noqa: E402
+
+c.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS

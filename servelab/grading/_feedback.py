@@ -27,11 +27,11 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 CONTEXT_LINE = re.compile(r"^(\s*-*>?\s*\d+ ?)(.*)$")
 QUOTED = 16  # a hidden line at least this long is hidden wherever an output quotes it
 
-#: the generate_feedback preprocessors with this one added (GetGrades must come first)
-CONFIG = (
-    "c.GenerateFeedback.preprocessors = ['nbgrader.preprocessors.GetGrades',\n"
-    "    'nbconvert.preprocessors.CSSHTMLHeaderPreprocessor', 'servelab.grading._feedback.HideHiddenTests']\n"
-)
+#: the generate_feedback preprocessors with this one added (GetGrades must come first); the
+#: course's nbgrader_config.py sets them, and `servelab grade` for any other course folder
+FEEDBACK_PREPROCESSORS = ["nbgrader.preprocessors.GetGrades", "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+                          "servelab.grading._feedback.HideHiddenTests"]
+CONFIG = f"c.GenerateFeedback.preprocessors = {FEEDBACK_PREPROCESSORS!r}\n"
 
 
 def split_hidden(source: str) -> tuple[str, list[str]]:

@@ -11,14 +11,13 @@ class made shows as one line with its count.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from servelab.grading._feedback import ANSI
 from servelab.grading._labs import graded_cells
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SHOWN = 3  # messages per cell in the report
 
 
