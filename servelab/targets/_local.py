@@ -84,8 +84,9 @@ def up(path: str | Path, *, show: bool = True, timeout: float = 300,
       `rayClusterDeletionDelaySeconds` (60 s by default); `up` returns the new cluster once
       traffic switched. Two clusters need twice the memory: on the small profile `up` refuses
       unless `upgrade="replace"` (stop, then start: downtime, and said so).
-    - a RayCluster whose pod templates changed: not applied to running pods (KubeRay's
-      default), unless its `upgradeStrategy.type` is `Recreate`.
+    - a RayCluster whose pod templates changed: its spec changes but its running pods keep
+      theirs (KubeRay's default), and pods added from then on use the new templates; with
+      `upgradeStrategy.type` `Recreate`, every pod is re-created.
 
     die_with_owner=False lets the cluster outlive the caller (the CLI's case).
     """
@@ -124,10 +125,14 @@ def up(path: str | Path, *, show: bool = True, timeout: float = 300,
         return in_place(keep_cluster_spec=False)
     if doc["kind"] == "RayCluster":
         if ((doc["spec"].get("upgradeStrategy") or {}).get("type")) != "Recreate":
+            # raycluster_controller.go: without Recreate the RayCluster's spec changes, its running
+            # pods do not, and reconcilePods makes any pod it adds from the new templates.
             if show:
                 print(f"{name}: the pod templates changed; KubeRay does not apply that to running pods unless "
-                      "spec.upgradeStrategy.type is Recreate, and neither does the local target")
-            return _update_in_place(cluster, doc, old_doc, show, timeout, keep_cluster_spec=True)
+                      "spec.upgradeStrategy.type is Recreate, and neither does the local target. Pods made from "
+                      "now on (a scale-out) use the new templates")
+            _keep_pod_templates(cluster, old_spec)
+            return _update_in_place(cluster, doc, old_doc, show, timeout, keep_cluster_spec=False)
         if show:
             print(f"{name}: the pod templates changed and upgradeStrategy.type is Recreate: every pod is re-created")
         cluster.stop(show=show)
@@ -360,6 +365,18 @@ def _update_in_place(cluster: LocalRay, doc: dict, old_doc: dict, show: bool, ti
     if show and not changed and doc == old_doc:
         print(f"{cluster.name}: already up and unchanged")
     return cluster
+
+
+def _keep_pod_templates(cluster: LocalRay, old_spec: dict) -> None:
+    """Record the template each running node's pod was made from, before the RayCluster's
+    templates change: `get pods` keeps showing it, as a pod on Kubernetes keeps its spec."""
+    state = objects.manifest_state(cluster)
+    old_groups = {"head": old_spec.get("headGroupSpec") or {},
+                  **{str(g.get("groupName")): g for g in old_spec.get("workerGroupSpecs") or []}}
+    kept = state.setdefault("pod_templates", {})
+    for node in objects.alive_nodes(cluster):
+        kept.setdefault(node["node_id"], old_groups.get(node_group(node), {}))
+    objects.write_manifest_state(cluster, state)
 
 
 def _desired(cluster_spec: dict) -> dict[str, int]:

@@ -123,7 +123,8 @@ def pods(cluster: LocalRay, *, head_serving: bool | None = None, state: dict | N
     for node in nodes:
         group = node_group(node)
         is_head = group == "head"
-        spec = (cluster_spec.get("headGroupSpec") or {}) if is_head else groups.get(group, {})
+        spec = (state.get("pod_templates") or {}).get(node["node_id"]) or (
+            (cluster_spec.get("headGroupSpec") or {}) if is_head else groups.get(group, {}))
         labels = kuberay.pod_labels(name, None if is_head else group,
                                     ((spec.get("template") or {}).get("metadata") or {}).get("labels"),
                                     serve=(bool(head_serving) if is_head else True) if serve else None)

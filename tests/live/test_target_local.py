@@ -17,6 +17,7 @@ import requests
 import yaml
 
 from servelab.cli import _main as cli
+from servelab.clients._state import node_group
 from servelab.cluster import _processes as processes
 from servelab.cluster.testing import owned_by_fixture
 from servelab.targets import LocalTarget, local
@@ -249,3 +250,36 @@ def test_a_raycluster_is_not_ready_while_its_workers_start(tmp_path):
     finally:
         up.join()
         local.down("startup-watch")
+
+
+def test_a_raycluster_template_change_reaches_only_the_pods_made_after_it(tmp_path, capsys):
+    # raycluster_controller.go (v1.7.0): without upgradeStrategy Recreate, shouldRecreatePodsForUpgrade
+    # is false, so running pods stay; reconcilePods makes the missing ones with createWorkerPodWithIndex
+    # from the RayCluster's current spec, i.e. the new template.
+    doc = yaml.safe_load((Path(__file__).parents[2] / "manifests" / "raycluster-cpu.yaml").read_text())
+    doc["metadata"] = {"name": "template-drift"}
+    worker = doc["spec"]["workerGroupSpecs"][0]
+    worker["replicas"] = 1
+    path = tmp_path / "template-drift.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    try:
+        cluster = local.up(path, show=False)
+        [old] = [n["node_id"] for n in cluster.nodes() if node_group(n) == "cpu-workers"]
+        worker["replicas"] = 2
+        worker["template"]["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "1", "memory": "1Gi"}}
+        path.write_text(yaml.safe_dump(doc))
+        capsys.readouterr()
+        same = local.up(path, show=True)
+        assert same.owner_pid == cluster.owner_pid
+        assert "does not apply that to running pods" in capsys.readouterr().out
+        shapes = {n["node_id"]: (n["resources_total"].get("CPU"), n["resources_total"].get("memory"))
+                  for n in same.nodes() if node_group(n) == "cpu-workers"}
+        assert shapes.pop(old) == (2, 4 * 2**30)             # made from the old template
+        assert list(shapes.values()) == [(1, 2**30)], shapes  # made after the change
+        limits = sorted(p["spec"]["containers"][0]["resources"]["limits"]["memory"]
+                        for p in get(capsys, "pods", "-l", "ray.io/group=cpu-workers"))
+        assert limits == ["1Gi", "4Gi"], limits
+        [raycluster] = get(capsys, "rayclusters")
+        assert raycluster["spec"]["workerGroupSpecs"][0]["replicas"] == 2  # the object's spec did change
+    finally:
+        local.down("template-drift")
