@@ -50,13 +50,29 @@ target.down("lab3-cluster")
 cluster = target.up(SCALED, wait=True)
 '''
 
-# Not YAML a validator can read: the cluster never starts, grading goes on.
-BROKEN = 'MANIFEST = "kind: RayCluster\\n  spec: [unclosed"\n'
+
+def unquoted_params(manifest: str) -> str:
+    """What lesson 03 and the task warn against: a number in rayStartParams. KubeRay's CRD takes
+    only strings, so the API server (and the local target) refuse the manifest and nothing runs:
+    it costs validity, the head's check and every live check; the workers' spec keeps its points."""
+    assert manifest.count('num-cpus: "0"') == 1
+    return manifest.replace('num-cpus: "0"', "num-cpus: 0")
+
+
+# The scale-out also gives the workers 2Gi. KubeRay makes the third pod from the new template and
+# leaves the two running ones at 1Gi (raycluster_controller.go, reconcilePods): the live nodes no
+# longer match the manifest applied last, and only that check says so.
+DRIFTED = '''
+SCALED.write_text(MANIFEST.replace("replicas: 2", "replicas: 3", 1).replace("memory: 1Gi", "memory: 2Gi"))
+cluster = target.up(SCALED, wait=True)
+'''
 
 
 @pytest.fixture(scope="module")
 def graded():
-    return grading.roundtrip(LAB, {"halfright": {"manifest": HALF_RIGHT}, "broken": {"manifest": BROKEN},
+    solution = grading.solution_answers(LAB)
+    return grading.roundtrip(LAB, {"halfright": {"manifest": HALF_RIGHT},
+                                   "unquoted": {"manifest": unquoted_params(solution["manifest"])},
                                    "recreated": {"scale_out": RECREATED}})
 
 
@@ -83,7 +99,16 @@ def test_a_cluster_recreated_to_scale_loses_the_in_place_points_only(graded):
     assert "re-created instead of scaled" in r.errors["test_scaled_in_place"], r.errors
 
 
-def test_a_broken_manifest_costs_its_points_and_grading_goes_on(graded):
-    r = graded["broken"]
-    assert r.total == 0, r
-    assert "test_manifest_valid" in r.errors, r
+def test_an_invalid_manifest_costs_what_depends_on_it_and_grading_goes_on(graded):
+    r = graded["unquoted"]
+    assert r.cells == {"test_manifest_valid": 0.0, "test_manifest_head": 0.0, "test_manifest_workers": 2.0,
+                       "test_live_nodes": 0.0, "test_live_matches_manifest": 0.0, "test_scaled_in_place": 0.0}, r
+    assert "rayStartParams.num-cpus: value 0 is not a string" in r.errors["test_manifest_valid"], r.errors
+
+
+@pytest.mark.extended
+def test_workers_changed_while_scaling_lose_exactly_the_live_match():
+    r = grading.roundtrip(LAB, {"drifted": {"scale_out": DRIFTED}}, extremes=False)["drifted"]
+    assert r.cells == {"test_manifest_valid": 2.0, "test_manifest_head": 2.0, "test_manifest_workers": 2.0,
+                       "test_live_nodes": 2.0, "test_live_matches_manifest": 0.0, "test_scaled_in_place": 2.0}, r
+    assert "running pods keep theirs" in r.errors["test_live_matches_manifest"], r.errors

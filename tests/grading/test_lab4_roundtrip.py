@@ -69,10 +69,22 @@ def default_batch_manifest() -> str:
     return solution.replace("            user_config: {max_batch_size: 8}\n", "")
 
 
+def one_gpu_pod_manifest() -> str:
+    """The task's "work it out" missed: one GPU pod, for a Generator's whole GPU and a Reranker's
+    quarter. The validator says the Reranker can never be placed and `up` refuses it, as KubeRay's
+    service would never turn Ready. Ready cannot be lost alone: it means serve endpoints, which
+    every live check needs; the checks of the manifest's groups and of the helper keep theirs."""
+    solution = grading.solution_answers(LAB)["manifest"]
+    old = "      - groupName: gpu-workers\n        replicas: 2\n        minReplicas: 2\n        maxReplicas: 2\n"
+    assert solution.count(old) == 1
+    return solution.replace(old, old.replace("2", "1"))
+
+
 @pytest.fixture(scope="module")
 def wrong():
     return grading.roundtrip(LAB, {"cpu-reranker": {"manifest": reranker_on_cpu_manifest()},
-                                   "default-batch": {"manifest": default_batch_manifest()}}, extremes=False)
+                                   "default-batch": {"manifest": default_batch_manifest()},
+                                   "one-gpu-pod": {"manifest": one_gpu_pod_manifest()}}, extremes=False)
 
 
 FULL = {"test_manifest": 2.0, "test_ready": 2.0, "test_gpu_placement": 2.0, "test_endpoint": 2.0,
@@ -88,3 +100,10 @@ def test_a_reranker_without_its_gpu_loses_exactly_the_placement_points(wrong):
 def test_a_forgotten_user_config_loses_exactly_the_endpoint_points(wrong):
     assert wrong["default-batch"].cells == {**FULL, "test_endpoint": 0.0}, wrong["default-batch"]
     assert "batches up to 16 requests, expected 8" in wrong["default-batch"].errors["test_endpoint"]
+
+
+@pytest.mark.extended
+def test_one_gpu_pod_for_two_gpu_stages_loses_the_manifest_and_every_live_check(wrong):
+    assert wrong["one-gpu-pod"].cells == {**FULL, "test_manifest": 0.0, "test_ready": 0.0, "test_gpu_placement": 0.0,
+                                          "test_endpoint": 0.0, "test_rollout": 0.0}, wrong["one-gpu-pod"]
+    assert "Reranker cannot be placed" in wrong["one-gpu-pod"].errors["test_manifest"]

@@ -42,6 +42,14 @@ def hasty_fix(solution: str) -> str:
     return "\n".join(lines).replace('["num_gpus"] = 1', '["num_gpus"] = 0')
 
 
+def dropped_sentiment(solution: str) -> str:
+    # Makes the status green by taking the application that fails to import out of the config:
+    # the clients' /sentiment is then a 404.
+    old = 'apps["sentiment"]["import_path"] = "servelab.apps.incidents:sentiment_app"'
+    assert solution.count(old) == 1
+    return solution.replace(old, 'FIXED["applications"].remove(apps["sentiment"])')
+
+
 @pytest.fixture(scope="module")
 def graded():
     return grading.roundtrip(LAB)
@@ -59,7 +67,8 @@ def wrong():
                                                 "fix": careless_fix(solution["fix"]),
                                                 "vision_fix": careless_vision(solution["vision_fix"])},
                                    "hasty": {"diagnosis": hasty_diagnosis(solution["diagnosis"]),
-                                             "fix": hasty_fix(solution["fix"])}},
+                                             "fix": hasty_fix(solution["fix"])},
+                                   "dropped": {"fix": dropped_sentiment(solution["fix"])}},
                              extremes=False)
 
 
@@ -95,3 +104,11 @@ def test_a_hasty_submission_loses_exactly_what_it_broke(wrong):
         "test_fixed_vision": 2.0,
         "test_fixed_chat_slo": 1.0,
     }, wrong["hasty"]
+
+
+@pytest.mark.extended
+def test_an_application_dropped_instead_of_fixed_loses_exactly_its_point(wrong):
+    full = {"test_diagnosis_import": 1.0, "test_diagnosis_resources": 2.0, "test_diagnosis_serve": 2.0,
+            "test_fixed_sentiment": 1.0, "test_fixed_resources": 2.0, "test_fixed_search": 1.0,
+            "test_diagnosis_outer": 2.0, "test_fixed_vision": 2.0, "test_fixed_chat_slo": 1.0}
+    assert wrong["dropped"].cells == {**full, "test_fixed_sentiment": 0.0}, wrong["dropped"]
