@@ -84,16 +84,32 @@ def trusts_its_input(solution: str) -> str:
     return solution[:start] + "        body = await request.json()\n" + solution[end:]
 
 
+def one_replica(solution: str) -> str:
+    # Serve's default: one replica. It names itself rightly, so only the replica count is wrong.
+    assert solution.count("@serve.deployment(num_replicas=2)") == 1
+    return solution.replace("@serve.deployment(num_replicas=2)", "@serve.deployment")
+
+
+def pid_as_replica(solution: str) -> str:
+    # Two replicas, but "which replica" answered with the process id: not Serve's replica id.
+    old = "self.replica = serve.get_replica_context().replica_id.unique_id"
+    assert solution.count(old) == 1
+    return "import os\n" + solution.replace(old, "self.replica = os.getpid()")
+
+
+MISTAKES = {"no-nfkc": no_nfkc, "right-strip": right_strip, "trusts-input": trusts_its_input,
+            "one-replica": one_replica, "pid-as-replica": pid_as_replica}
+
+
 @pytest.mark.extended
 def test_each_mistake_loses_exactly_the_cells_that_check_it():
     solution = grading.solution_answers(LAB)["normalizer"]
-    for variant in (no_nfkc, right_strip, trusts_its_input):
-        assert variant(solution) != solution, variant.__name__
-    graded = grading.roundtrip(LAB, {name: {"normalizer": variant(solution)} for name, variant in
-                                     (("no-nfkc", no_nfkc), ("right-strip", right_strip),
-                                      ("trusts-input", trusts_its_input))}, extremes=False)
+    graded = grading.roundtrip(LAB, {name: {"normalizer": variant(solution)} for name, variant in MISTAKES.items()},
+                               extremes=False)
     full = {"test_normalize_basic": 2.0, "test_normalize_hidden": 2.0, "test_bad_requests": 2.0,
             "test_two_replicas": 2.0, "test_replicas_answer": 2.0}
     assert graded["no-nfkc"].cells == {**full, "test_normalize_hidden": 0.0}, graded["no-nfkc"]
     assert graded["right-strip"].cells == {**full, "test_normalize_basic": 0.0}, graded["right-strip"]
     assert graded["trusts-input"].cells == {**full, "test_bad_requests": 0.0}, graded["trusts-input"]
+    assert graded["one-replica"].cells == {**full, "test_two_replicas": 0.0}, graded["one-replica"]
+    assert graded["pid-as-replica"].cells == {**full, "test_replicas_answer": 0.0}, graded["pid-as-replica"]

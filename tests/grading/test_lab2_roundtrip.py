@@ -86,7 +86,10 @@ def wrong():
     solution = grading.solution_answers(LAB)
     return grading.roundtrip(LAB, {"shortcut": {"ingress": shortcut_ingress(solution["ingress"])},
                                    "uncited": {"stages": uncited_answer(solution["stages"])},
-                                   "fixed-k": {"ingress": fixed_top_k(solution["ingress"])}}, extremes=False)
+                                   "fixed-k": {"ingress": fixed_top_k(solution["ingress"])},
+                                   "trusting": {"ingress": CARELESS_INGRESS},
+                                   "one-retriever": {"stages": careless_stages(solution["stages"])}},
+                             extremes=False)
 
 
 FULL = {"test_answer": 2.0, "test_hidden_queries": 3.0, "test_bad_requests": 2.0, "test_resources": 3.0,
@@ -107,3 +110,9 @@ def test_an_answer_without_its_note_id_loses_exactly_test_answer(wrong):
 @pytest.mark.extended
 def test_an_ignored_top_k_loses_exactly_the_hidden_queries(wrong):
     assert wrong["fixed-k"].cells == {**FULL, "test_hidden_queries": 0.0}, wrong["fixed-k"]
+
+
+@pytest.mark.extended
+def test_the_careless_mistakes_one_at_a_time_lose_exactly_their_cells(wrong):
+    assert wrong["trusting"].cells == {**FULL, "test_bad_requests": 0.0}, wrong["trusting"]
+    assert wrong["one-retriever"].cells == {**FULL, "test_resources": 0.0}, wrong["one-retriever"]

@@ -84,7 +84,10 @@ def one_gpu_pod_manifest() -> str:
 def wrong():
     return grading.roundtrip(LAB, {"cpu-reranker": {"manifest": reranker_on_cpu_manifest()},
                                    "default-batch": {"manifest": default_batch_manifest()},
-                                   "one-gpu-pod": {"manifest": one_gpu_pod_manifest()}}, extremes=False)
+                                   "one-gpu-pod": {"manifest": one_gpu_pod_manifest()},
+                                   "stock-images": {"manifest": stock_image_manifest()},
+                                   "naive-diagnosis": {"diagnose": NAIVE_DIAGNOSIS},
+                                   "ready-only": {"rollout": READY_ONLY_ROLLOUT}}, extremes=False)
 
 
 FULL = {"test_manifest": 2.0, "test_ready": 2.0, "test_gpu_placement": 2.0, "test_endpoint": 2.0,
@@ -107,3 +110,10 @@ def test_one_gpu_pod_for_two_gpu_stages_loses_the_manifest_and_every_live_check(
     assert wrong["one-gpu-pod"].cells == {**FULL, "test_manifest": 0.0, "test_ready": 0.0, "test_gpu_placement": 0.0,
                                           "test_endpoint": 0.0, "test_rollout": 0.0}, wrong["one-gpu-pod"]
     assert "Reranker cannot be placed" in wrong["one-gpu-pod"].errors["test_manifest"]
+
+
+@pytest.mark.extended
+def test_the_naive_mistakes_one_at_a_time_lose_exactly_their_cells(wrong):
+    for name, cell in [("stock-images", "test_manifest"), ("naive-diagnosis", "test_diagnosis"),
+                       ("ready-only", "test_rollout")]:
+        assert wrong[name].cells == {**FULL, cell: 0.0}, wrong[name]

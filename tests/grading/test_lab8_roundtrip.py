@@ -34,11 +34,13 @@ def variants(solution: dict[str, str]) -> dict[str, dict[str, str]]:
         # target of 2, so the generator scales out before its batches fill.
         "dated": {"answer_serve_config": config.replace("target_ongoing_requests: 8",
                                                         "target_num_ongoing_requests_per_replica: 8")},
-        # RAM not declared, a floating tag, two alerts swapped.
-        "careless": {"answer_serve_config": config.replace(", memory: 4294967296", ""),
-                     "answer_image": 'image = "rag-serve:latest"',
-                     "answer_alerts": solution["answer_alerts"].replace('"Serve"', '"X"')
-                     .replace('"application code"', '"Serve"').replace('"X"', '"application code"')},
+        # The Retriever's RAM not declared: Ray places it by CPU alone.
+        "no-memory": {"answer_serve_config": config.replace(", memory: 4294967296", "")},
+        # A floating tag: what runs changes under the same manifest.
+        "latest": {"answer_image": 'image = "rag-serve:latest"'},
+        # Two alerts routed to each other's layer.
+        "swapped": {"answer_alerts": solution["answer_alerts"].replace('"Serve"', '"X"')
+                    .replace('"application code"', '"Serve"').replace('"X"', '"application code"')},
         # One normalizer: a crash would fail every request until it is replaced.
         "single": {"answer_serve_config": config.replace(
             "      - name: Normalizer\n        num_replicas: 2", "      - name: Normalizer\n        num_replicas: 1")},
@@ -84,11 +86,11 @@ def test_an_ignored_field_costs_validity_and_the_scaling_it_was_meant_to_set(gra
 
 
 def test_each_mistake_costs_its_own_check(graded):
-    careless, single = graded["careless"], graded["single"]
-    assert careless.cells == {**AUTOGRADED, "test_resource_shapes": 0.0, "test_delivery": 0.0,
-                              "test_alerts": 0.0, WRITTEN: 0.0}, careless
-    assert "Retriever needs 4 GiB" in careless.errors["test_resource_shapes"]
-    assert "2 of 5 alerts" in careless.errors["test_alerts"]
+    for name, cell in [("no-memory", "test_resource_shapes"), ("latest", "test_delivery"), ("swapped", "test_alerts")]:
+        assert graded[name].cells == {**AUTOGRADED, cell: 0.0, WRITTEN: 0.0}, graded[name]
+    assert "Retriever needs 4 GiB" in graded["no-memory"].errors["test_resource_shapes"]
+    assert "2 of 5 alerts" in graded["swapped"].errors["test_alerts"]
+    single = graded["single"]
     assert single.cells == {**AUTOGRADED, "test_scaling": 0.0, WRITTEN: 0.0}, single
     assert "Normalizer can drop to 1 replica" in single.errors["test_scaling"]
 
