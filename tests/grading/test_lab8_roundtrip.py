@@ -100,7 +100,7 @@ def test_a_score_given_by_hand_reaches_the_export(graded, course):
         grade_by_hand(gb, "solution", 4.5)
     regraded = course.results()
     assert (regraded["solution"].total, regraded["solution"].max_total) == (14.5, 15)
-    assert regraded["careless"].total == graded["careless"].total
+    assert regraded["swapped"].total == graded["swapped"].total
 
 
 @pytest.fixture(scope="module")
