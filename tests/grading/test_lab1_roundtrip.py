@@ -1,6 +1,7 @@
 """Lab 1 through the real nbgrader CLI: generate, autograde (live endpoints), export."""
 
 import pytest
+from roundtrip import replace_once
 
 from servelab.grading import _course as grading
 
@@ -65,16 +66,14 @@ def test_half_right_scores_exactly_the_tests_it_passes(graded):
 def no_nfkc(solution: str) -> str:
     # Lower-cases and collapses whitespace, but never folds Unicode compatibility forms
     # (full-width letters, the "ﬁ" ligature, no-break spaces): only the hidden cases show it.
-    assert solution.count('unicodedata.normalize("NFKC", text).lower()') == 1
-    return solution.replace('unicodedata.normalize("NFKC", text).lower()', "text.lower()")
+    return replace_once(solution, 'unicodedata.normalize("NFKC", text).lower()', "text.lower()")
 
 
 def right_strip(solution: str) -> str:
     # Collapses whitespace with a regex and strips only the right end: a leading space stays.
     old = 'return " ".join(unicodedata.normalize("NFKC", text).lower().split())'
-    assert solution.count(old) == 1
-    return "import re\n" + solution.replace(
-        old, 'return re.sub(r"\\s+", " ", unicodedata.normalize("NFKC", text).lower()).rstrip()')
+    return "import re\n" + replace_once(
+        solution, old, 'return re.sub(r"\\s+", " ", unicodedata.normalize("NFKC", text).lower()).rstrip()')
 
 
 def trusts_its_input(solution: str) -> str:
@@ -86,15 +85,13 @@ def trusts_its_input(solution: str) -> str:
 
 def one_replica(solution: str) -> str:
     # Serve's default: one replica. It names itself rightly, so only the replica count is wrong.
-    assert solution.count("@serve.deployment(num_replicas=2)") == 1
-    return solution.replace("@serve.deployment(num_replicas=2)", "@serve.deployment")
+    return replace_once(solution, "@serve.deployment(num_replicas=2)", "@serve.deployment")
 
 
 def pid_as_replica(solution: str) -> str:
     # Two replicas, but "which replica" answered with the process id: not Serve's replica id.
     old = "self.replica = serve.get_replica_context().replica_id.unique_id"
-    assert solution.count(old) == 1
-    return "import os\n" + solution.replace(old, "self.replica = os.getpid()")
+    return "import os\n" + replace_once(solution, old, "self.replica = os.getpid()")
 
 
 MISTAKES = {"no-nfkc": no_nfkc, "right-strip": right_strip, "trusts-input": trusts_its_input,

@@ -1,7 +1,7 @@
 """Lab 5 through the real nbgrader CLI: autoscaling under a bounded load, batching measured."""
 
 import pytest
-from roundtrip import check_extremes
+from roundtrip import check_extremes, replace_once
 
 from servelab.grading import _course as grading
 
@@ -40,8 +40,13 @@ def default_idle_timeout(solution: str) -> str:
 
 def no_downscale_delay(solution: str) -> str:
     # downscale_delay_s left out: Serve's default keeps extra replicas for 600 s after a load.
-    assert solution.count('        "downscale_delay_s": 8,\n') == 1
-    return solution.replace('        "downscale_delay_s": 8,\n', "")
+    return replace_once(solution, '        "downscale_delay_s": 8,\n', "")
+
+
+def titles_not_ids(solution: str) -> str:
+    # Finds the right notes, and answers with their titles where the task asks for their ids.
+    old = "return [DOCS[i][0] for i in best]"
+    return replace_once(solution, old, "return [DOCS[i][1] for i in best]")
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +57,18 @@ def graded():
 @pytest.fixture(scope="module")
 def wrong():
     solution = grading.solution_answers(LAB)
-    assert old_field_names(solution["autoscaling"]) != solution["autoscaling"]
-    assert "autoscalerOptions" not in default_idle_timeout(solution["autoscaler_manifest"])
-    return grading.roundtrip(LAB, {"dated": {"autoscaling": old_field_names(solution["autoscaling"]),
-                                             "batching": without_batching(solution["batching"]),
-                                             "autoscaler_manifest": default_idle_timeout(
-                                                 solution["autoscaler_manifest"])},
-                                   "sticky": {"autoscaling": no_downscale_delay(solution["autoscaling"])}},
-                             extremes=False)
+    mistakes = {"old-names": ("autoscaling", old_field_names), "unbatched": ("batching", without_batching),
+                "default-idle": ("autoscaler_manifest", default_idle_timeout),
+                "sticky": ("autoscaling", no_downscale_delay), "titles": ("batching", titles_not_ids)}
+    submissions = {}
+    for name, (cell, change) in mistakes.items():
+        assert change(solution[cell]) != solution[cell], name
+        submissions[name] = {cell: change(solution[cell])}
+    return grading.roundtrip(LAB, submissions, extremes=False)
+
+
+FULL = {"test_autoscaling_fields": 2.0, "test_scales_with_load": 4.0, "test_scorer_correct": 2.0,
+        "test_batching_speedup": 2.0, "test_autoscaler": 2.0}
 
 
 def test_solution_full_marks_untouched_zero(graded):
@@ -67,14 +76,14 @@ def test_solution_full_marks_untouched_zero(graded):
 
 
 @pytest.mark.extended
-def test_old_names_no_batching_and_default_idle_time_cost_exactly_their_points(wrong):
-    assert wrong["dated"].cells == {
-        "test_autoscaling_fields": 0.0,   # lint finding; Serve runs its default target
-        "test_scales_with_load": 4.0,     # ...which still scales under this load
-        "test_scorer_correct": 2.0,
-        "test_batching_speedup": 0.0,
-        "test_autoscaler": 0.0,           # the idle GPU pods outlive the 45 s
-    }, wrong["dated"]
+@pytest.mark.parametrize("name, cell", [
+    ("old-names", "test_autoscaling_fields"),  # a lint finding; Serve runs its default target, which still scales
+    ("unbatched", "test_batching_speedup"),
+    ("default-idle", "test_autoscaler"),       # the idle GPU pods outlive the 45 s
+    ("titles", "test_scorer_correct"),         # the right notes, answered by title where the task asks for ids
+])
+def test_each_mistake_loses_exactly_its_cell(wrong, name, cell):
+    assert wrong[name].cells == {**FULL, cell: 0.0}, wrong[name]
 
 
 @pytest.mark.extended
@@ -84,20 +93,3 @@ def test_scaling_up_but_never_down_earns_half_the_scaling_points(wrong):
         "test_autoscaling_fields": 2.0, "test_scales_with_load": 2.0, "test_scorer_correct": 2.0,
         "test_batching_speedup": 2.0, "test_autoscaler": 2.0,
     }, wrong["sticky"]
-
-
-def titles_not_ids(solution: str) -> str:
-    # Finds the right notes, and answers with their titles where the task asks for their ids.
-    old = "return [DOCS[i][0] for i in best]"
-    assert solution.count(old) == 1
-    return solution.replace(old, "return [DOCS[i][1] for i in best]")
-
-
-@pytest.mark.extended
-def test_a_scorer_that_answers_titles_loses_exactly_its_points():
-    solution = grading.solution_answers(LAB)
-    graded = grading.roundtrip(LAB, {"titles": {"batching": titles_not_ids(solution["batching"])}},
-                               extremes=False)["titles"]
-    assert graded.cells == {"test_autoscaling_fields": 2.0, "test_scales_with_load": 4.0,
-                            "test_scorer_correct": 0.0, "test_batching_speedup": 2.0,
-                            "test_autoscaler": 2.0}, graded

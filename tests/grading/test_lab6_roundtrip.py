@@ -1,7 +1,7 @@
 """Lab 6 through the real nbgrader CLI: hidden tests inject faults into the learner's service."""
 
 import pytest
-from roundtrip import check_extremes
+from roundtrip import check_extremes, replace_once
 
 from servelab.grading import _course as grading
 
@@ -24,17 +24,15 @@ def no_model_check(service: str) -> str:
 def patient(service: str) -> str:
     # A generous health-check timeout "so a slow request never gets a replica killed": a frozen
     # replica then answers no check for a minute before Serve replaces it.
-    assert service.count("health_check_timeout_s=3") == 1
-    return service.replace("health_check_timeout_s=3", "health_check_timeout_s=60")
+    return replace_once(service, "health_check_timeout_s=3", "health_check_timeout_s=60")
 
 
 def two_labels(service: str) -> str:
     # Two labels of its own making: a score of 0 (nothing positive or negative in the text)
     # becomes "negative", where the model says "neutral".
     old = "        return self.model.predict((await request.json())[\"text\"])\n"
-    assert service.count(old) == 1
-    return service.replace(old, "        score = self.model.predict((await request.json())[\"text\"])[\"score\"]\n"
-                                "        return {\"label\": \"positive\" if score > 0 else \"negative\", \"score\": score}\n")
+    return replace_once(service, old, "        score = self.model.predict((await request.json())[\"text\"])[\"score\"]\n"
+                                      "        return {\"label\": \"positive\" if score > 0 else \"negative\", \"score\": score}\n")
 
 
 def answer(answers: str, name: str, value) -> str:

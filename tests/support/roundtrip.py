@@ -6,3 +6,10 @@ def check_extremes(graded: dict, max_total: float) -> None:
     solution, untouched = graded["solution"], graded["untouched"]
     assert (solution.total, solution.max_total) == (max_total, max_total), solution
     assert untouched.total == 0, untouched
+
+
+def replace_once(text: str, old: str, new: str) -> str:
+    """`text` with its one `old` made `new`: a wrong-answer variant must change what it says it
+    changes, so a solution edited out from under it fails here rather than grading unchanged."""
+    assert text.count(old) == 1, f"expected {old!r} once in the solution, found it {text.count(old)} times"
+    return text.replace(old, new)
