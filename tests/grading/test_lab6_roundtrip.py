@@ -31,8 +31,9 @@ def two_labels(service: str) -> str:
     # Two labels of its own making: a score of 0 (nothing positive or negative in the text)
     # becomes "negative", where the model says "neutral".
     old = "        return self.model.predict((await request.json())[\"text\"])\n"
-    return replace_once(service, old, "        score = self.model.predict((await request.json())[\"text\"])[\"score\"]\n"
-                                      "        return {\"label\": \"positive\" if score > 0 else \"negative\", \"score\": score}\n")
+    new = ("        score = self.model.predict((await request.json())[\"text\"])[\"score\"]\n"
+           "        return {\"label\": \"positive\" if score > 0 else \"negative\", \"score\": score}\n")
+    return replace_once(service, old, new)
 
 
 def answer(answers: str, name: str, value) -> str:
