@@ -27,7 +27,7 @@ import yaml
 
 from servelab.clients._dashboard import DashboardClients
 from servelab.clients._serve import ServeAPI, ServeAPIError, replicas_in
-from servelab.clients._state import HEAD_GROUP, StateAPI, node_group
+from servelab.clients._state import GROUP_LABEL, HEAD_GROUP, StateAPI, node_group
 from servelab.errors import ServelabError
 from servelab.faults import _flags as fault_flags
 
@@ -398,9 +398,10 @@ class LocalFaults(Faults):
         # Launched, not awaited, as KubeRay recreates a pod: the fault is the node's loss,
         # and recovery (measured from now) includes the new node's start. (Not from a
         # thread: a node dies with the thread that started it, see processes.die_with_parent.)
-        self.cluster.add_worker(num_cpus=record["num_cpus"], num_gpus=record["num_gpus"],
-                                memory=record.get("memory"), labels=record.get("labels"),
-                                show=False, wait=False)
+        shape = _replacement_shape(self.cluster, record)
+        if shape is None:
+            return {"pid": sid, "replaced_by": "nothing: its group is no longer in the RayCluster's spec"}
+        self.cluster.add_worker(**shape, labels=record.get("labels"), show=False, wait=False)
         return {"pid": sid, "replaced_by": "servelab, as KubeRay would"}
 
     def _node_session(self, node: dict) -> int:
@@ -436,6 +437,19 @@ def _sid(pid: int) -> int | None:
         return os.getsid(pid)
     except OSError:
         return None
+
+
+def _replacement_shape(cluster, record: dict) -> dict | None:
+    """What the re-created pod offers: KubeRay makes it from the RayCluster's template as it is
+    now (raycluster_controller.go, reconcilePods), which may differ from the lost node's; None
+    when its group left the spec, whose pods KubeRay then no longer reconciles."""
+    from servelab.targets import _local_objects as objects
+
+    shapes = objects.group_shapes(cluster)
+    if shapes is None:  # started without a manifest: the same node again
+        return {"num_cpus": record["num_cpus"], "num_gpus": record["num_gpus"], "memory": record.get("memory")}
+    now = shapes.get((record.get("labels") or {}).get(GROUP_LABEL))
+    return None if now is None else {"num_cpus": now.cpus, "num_gpus": now.gpus, "memory": now.memory}
 
 
 def _has_autoscaler(cluster) -> bool:

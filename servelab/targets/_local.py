@@ -117,26 +117,14 @@ def up(path: str | Path, *, show: bool = True, timeout: float = 300,
             _await_switch(pending, Path(have["service"]), objects.ray_cluster_name(active), show, timeout)
         return updated
 
+    if doc["kind"] == "RayCluster":
+        return _update_raycluster(cluster, doc, old_doc, have, show, timeout, die_with_owner)
     change = kuberay.classify_update(old_spec, cluster_spec)
     if change != "new-cluster":  # replicas, bounds, appended groups, serveConfigV2: in place
         if upgrading and show:
             print(f"{name}: an upgrade is in progress: the change goes to the pending cluster "
                   f"{objects.ray_cluster_name(pending)}, as KubeRay sends it there; the active one stays as it is")
         return in_place(keep_cluster_spec=False)
-    if doc["kind"] == "RayCluster":
-        if ((doc["spec"].get("upgradeStrategy") or {}).get("type")) != "Recreate":
-            # raycluster_controller.go: without Recreate the RayCluster's spec changes, its running
-            # pods do not, and reconcilePods makes any pod it adds from the new templates.
-            if show:
-                print(f"{name}: the pod templates changed; KubeRay does not apply that to running pods unless "
-                      "spec.upgradeStrategy.type is Recreate, and neither does the local target. Pods made from "
-                      "now on (a scale-out) use the new templates")
-            _keep_pod_templates(cluster, old_spec)
-            return _update_in_place(cluster, doc, old_doc, show, timeout, keep_cluster_spec=False)
-        if show:
-            print(f"{name}: the pod templates changed and upgradeStrategy.type is Recreate: every pod is re-created")
-        cluster.stop(show=show)
-        return _create(doc, show, timeout, die_with_owner, generation=have.get("generation", 1) + 1)
     strategy = kuberay.upgrade_type(doc["spec"])
     if strategy == "None":
         if show:
@@ -189,7 +177,9 @@ def _create(doc: dict, show: bool, timeout: float, die_with_owner: bool, generat
         # come, and the RayCluster not ready yet, as KubeRay reports it.
         return _start(name, cluster_spec, show, timeout, die_with_owner, on_folder=lambda cluster: (
             objects.write_manifest_state(cluster, {"doc": doc, "generation": generation, "note": note,
-                                                   "rayClusterName": name, "desired": _desired(cluster_spec)})))
+                                                   "rayClusterName": name, "desired": _desired(cluster_spec),
+                                                   # what KubeRay stamps on the head pod (Recreate compares it)
+                                                   "podsHash": kuberay.spec_hash(cluster_spec)})))
     # A RayService: its serve Service first (the stable port), then its first cluster, which
     # is pending until its applications are RUNNING, as KubeRay starts every RayService.
     folder = service.create(default_root(), name, port or visible_port("serve"), kuberay.deletion_delay_s(doc["spec"]))
@@ -331,17 +321,15 @@ def _await_switch(pending: LocalRay, folder: Path, old_name: str, show: bool, ti
 def _update_in_place(cluster: LocalRay, doc: dict, old_doc: dict, show: bool, timeout: float,
                      keep_cluster_spec: bool) -> LocalRay:
     """Apply `doc` to the running cluster: scale its groups, submit a changed serveConfigV2.
-    keep_cluster_spec: the cluster spec is not applied (KubeRay would not either)."""
+    keep_cluster_spec: a RayService's rayClusterConfig is not applied (upgradeStrategy None, or
+    an upgrade in progress), as KubeRay leaves its RayCluster alone."""
     state = objects.manifest_state(cluster)
     old_spec, old_serve = _parts(old_doc)
     new_spec, serve_config = _parts(doc)
     applied = json.loads(json.dumps(doc))
     changed = False
     if keep_cluster_spec:
-        if doc["kind"] == "RayService":
-            applied["spec"]["rayClusterConfig"] = old_spec
-        else:
-            applied["spec"] = old_spec
+        applied["spec"]["rayClusterConfig"] = old_spec
     elif old_spec != new_spec:
         changed = True
         _scale_in_place(cluster, new_spec, show, timeout)
@@ -367,6 +355,31 @@ def _update_in_place(cluster: LocalRay, doc: dict, old_doc: dict, show: bool, ti
     return cluster
 
 
+def _update_raycluster(cluster: LocalRay, doc: dict, old_doc: dict, have: dict, show: bool, timeout: float,
+                       die_with_owner: bool) -> LocalRay:
+    """A changed RayCluster, as raycluster_controller.go (v1.7.0) reconciles it. With
+    upgradeStrategy Recreate, every pod is re-created once the spec's hash (replicas, bounds and
+    tolerations muted) differs from the one stamped on the head pod when it was made
+    (shouldRecreatePodsForUpgrade). Otherwise the running pods stay as they were made, groups
+    scale to their replicas, and pods made from now on use the current templates (reconcilePods)."""
+    name = doc["metadata"]["name"]
+    new_hash = kuberay.spec_hash(doc["spec"])
+    made_from = have.get("podsHash") or kuberay.spec_hash(old_doc["spec"])
+    if new_hash != made_from and (doc["spec"].get("upgradeStrategy") or {}).get("type") == "Recreate":
+        if show:
+            print(f"{name}: the spec changed since the pods were made and upgradeStrategy.type is Recreate: "
+                  "every pod is re-created")
+        cluster.stop(show=show)
+        return _create(doc, show, timeout, die_with_owner, generation=have.get("generation", 1) + 1)
+    if new_hash != kuberay.spec_hash(old_doc["spec"]):
+        if show:
+            print(f"{name}: more than replicas changed; KubeRay does not apply that to running pods unless "
+                  "spec.upgradeStrategy.type is Recreate, and neither does the local target. Pods made from "
+                  "now on (a scale-out) use the new templates")
+        _keep_pod_templates(cluster, old_doc["spec"])
+    return _update_in_place(cluster, doc, old_doc, show, timeout, keep_cluster_spec=False)
+
+
 def _keep_pod_templates(cluster: LocalRay, old_spec: dict) -> None:
     """Record the template each running node's pod was made from, before the RayCluster's
     templates change: `get pods` keeps showing it, as a pod on Kubernetes keeps its spec."""
@@ -389,7 +402,13 @@ def _scale_in_place(cluster: LocalRay, new_spec: dict, show: bool, timeout: floa
     """Replicas, min and max changed (or groups appended): add or remove this group's nodes,
     as KubeRay adds or deletes worker pods; the cluster and its applications stay."""
     name = cluster.name
-    if new_spec.get("enableInTreeAutoscaling"):
+    # Ray's autoscaler runs in the head pod, made when the cluster was: turning
+    # enableInTreeAutoscaling on or off later changes no running pod (KubeRay, without Recreate).
+    runs_autoscaler = cluster.dir is not None and (cluster.dir / AUTOSCALER_CONFIG).exists()
+    if bool(new_spec.get("enableInTreeAutoscaling")) != runs_autoscaler and show:
+        print(f"{name}: enableInTreeAutoscaling changed, but the head pod that runs (or not) Ray's autoscaler is "
+              f"not re-created for it: the autoscaler {'keeps running' if runs_autoscaler else 'stays off'}")
+    if runs_autoscaler:
         cluster.set_autoscaling(new_spec)
         if show:
             print(f"{name}: worker-group bounds changed: Ray's autoscaler scales within the new ones from its "

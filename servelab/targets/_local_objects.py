@@ -20,6 +20,7 @@ import psutil
 from servelab.clients._state import GROUP_LABEL, node_group
 from servelab.cluster._localray import LocalRay, max_nodes
 from servelab.cluster._ports import LOOPBACK
+from servelab.manifests import placement
 from servelab.targets import _kuberay as kuberay
 
 MANIFEST_STATE = "manifest.json"  # the manifest as applied, its generation, desired pods per group
@@ -57,6 +58,15 @@ def _parts(doc: dict) -> tuple[dict, str]:
     spec = doc.get("spec") or {}
     return (spec.get("rayClusterConfig") or {}, "RayService") if doc.get("kind") == "RayService" \
         else (spec, doc.get("kind") or "RayCluster")
+
+
+def group_shapes(cluster: LocalRay) -> dict[str, placement.NodeShape] | None:
+    """What a pod of each worker group made now offers, from the templates of the manifest
+    applied last; None for a cluster not brought up from a manifest."""
+    doc = manifest_state(cluster).get("doc")
+    if not doc:
+        return None
+    return {s.group: s for s in placement.node_shapes(_parts(doc)[0])[1:]}
 
 
 def _group_specs(cluster_spec: dict) -> dict[str, dict]:

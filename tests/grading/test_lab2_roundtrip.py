@@ -9,8 +9,7 @@ pytestmark = pytest.mark.live
 
 LAB = "lab2-rag-pipeline"
 
-# Answers right, but validates nothing (bad input reaches the stages and fails
-# there: a 500), and the Retriever runs with one replica and a whole CPU.
+# Answers right, but validates nothing: bad input reaches the stages and fails there, a 500.
 CARELESS_INGRESS = '''
 @serve.deployment(ray_actor_options={"num_cpus": 0.25})
 class RAG:
@@ -27,8 +26,9 @@ class RAG:
 
 
 def careless_stages(solution: str) -> str:
-    return solution.replace('@serve.deployment(num_replicas=2, ray_actor_options={"num_cpus": 0.5})',
-                            '@serve.deployment(ray_actor_options={"num_cpus": 1})')
+    # The Retriever on Serve's defaults and a whole CPU: one replica, and not the shape asked for.
+    return replace_once(solution, '@serve.deployment(num_replicas=2, ray_actor_options={"num_cpus": 0.5})',
+                        '@serve.deployment(ray_actor_options={"num_cpus": 1})')
 
 
 def shortcut_ingress(solution: str) -> str:

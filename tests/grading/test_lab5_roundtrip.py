@@ -1,7 +1,7 @@
 """Lab 5 through the real nbgrader CLI: autoscaling under a bounded load, batching measured."""
 
 import pytest
-from roundtrip import check_extremes, replace_once
+from roundtrip import check_extremes, one_mistake_each, replace_once
 
 from servelab.grading import _course as grading
 
@@ -13,7 +13,7 @@ LAB = "lab5-autoscaling-batching"
 def old_field_names(solution: str) -> str:
     # What an older tutorial would have you write: Serve ignores the unknown key
     # and autoscales towards its default target instead.
-    return solution.replace('"target_ongoing_requests": 1', '"target_num_ongoing_requests_per_replica": 1')
+    return replace_once(solution, '"target_ongoing_requests": 1', '"target_num_ongoing_requests_per_replica": 1')
 
 
 def without_batching(solution: str) -> str:
@@ -60,11 +60,7 @@ def wrong():
     mistakes = {"old-names": ("autoscaling", old_field_names), "unbatched": ("batching", without_batching),
                 "default-idle": ("autoscaler_manifest", default_idle_timeout),
                 "sticky": ("autoscaling", no_downscale_delay), "titles": ("batching", titles_not_ids)}
-    submissions = {}
-    for name, (cell, change) in mistakes.items():
-        assert change(solution[cell]) != solution[cell], name
-        submissions[name] = {cell: change(solution[cell])}
-    return grading.roundtrip(LAB, submissions, extremes=False)
+    return grading.roundtrip(LAB, one_mistake_each(solution, mistakes), extremes=False)
 
 
 FULL = {"test_autoscaling_fields": 2.0, "test_scales_with_load": 4.0, "test_scorer_correct": 2.0,

@@ -1,18 +1,13 @@
 """Lab 6 through the real nbgrader CLI: hidden tests inject faults into the learner's service."""
 
 import pytest
-from roundtrip import check_extremes, replace_once
+from roundtrip import check_extremes, one_mistake_each, replace_once
 
 from servelab.grading import _course as grading
 
 pytestmark = pytest.mark.live
 
 LAB = "lab6-fault-injection"
-
-
-def solution_parts() -> tuple[str, str]:
-    solution = grading.solution_answers(LAB)
-    return solution["service"], solution["answers"]
 
 
 def no_model_check(service: str) -> str:
@@ -23,7 +18,7 @@ def no_model_check(service: str) -> str:
 
 def patient(service: str) -> str:
     # A generous health-check timeout "so a slow request never gets a replica killed": a frozen
-    # replica then answers no check for a minute before Serve replaces it.
+    # replica then takes minutes of unanswered checks before Serve replaces it.
     return replace_once(service, "health_check_timeout_s=3", "health_check_timeout_s=60")
 
 
@@ -64,13 +59,8 @@ def graded():
 
 @pytest.fixture(scope="module")
 def wrong():
-    service, answers = solution_parts()
-    submissions = {}
-    for name, (cell, change, _) in MISTAKES.items():
-        original = service if cell == "service" else answers
-        assert change(original) != original, name
-        submissions[name] = {cell: change(original)}
-    return grading.roundtrip(LAB, submissions, extremes=False)
+    mistakes = {name: (cell, change) for name, (cell, change, _) in MISTAKES.items()}
+    return grading.roundtrip(LAB, one_mistake_each(grading.solution_answers(LAB), mistakes), extremes=False)
 
 
 def test_solution_full_marks_untouched_zero(graded):

@@ -44,7 +44,8 @@ def hasty_fix(solution: str) -> str:
 
 def dropped_sentiment(solution: str) -> str:
     # Makes the status green by taking the application that fails to import out of the config:
-    # the clients' /sentiment is then a 404.
+    # the clients' /sentiment is then a 404. (The lab's deploy cell then waits its 180 s for the
+    # missing application: this variant adds three minutes to the run.)
     old = 'apps["sentiment"]["import_path"] = "servelab.apps.incidents:sentiment_app"'
     return replace_once(solution, old, 'FIXED["applications"].remove(apps["sentiment"])')
 

@@ -277,9 +277,28 @@ def test_a_raycluster_template_change_reaches_only_the_pods_made_after_it(tmp_pa
         assert shapes.pop(old) == (2, 4 * 2**30)             # made from the old template
         assert list(shapes.values()) == [(1, 2**30)], shapes  # made after the change
         limits = sorted(p["spec"]["containers"][0]["resources"]["limits"]["memory"]
-                        for p in get(capsys, "pods", "-l", "ray.io/group=cpu-workers"))
+                        for p in get(capsys, "pods", "-l", "ray.io/cluster=template-drift,ray.io/group=cpu-workers"))
         assert limits == ["1Gi", "4Gi"], limits
-        [raycluster] = get(capsys, "rayclusters")
+        [raycluster] = [r for r in get(capsys, "rayclusters") if r["metadata"]["name"] == "template-drift"]
         assert raycluster["spec"]["workerGroupSpecs"][0]["replicas"] == 2  # the object's spec did change
+        # A deleted pod comes back from the template as it is now (reconcilePods again).
+        [old_pod] = [p["metadata"]["name"] for p in get(capsys, "pods", "-l", "ray.io/cluster=template-drift")
+                     if p["metadata"]["annotations"].get("servelab.io/ray-node-id") == old]
+        assert cli.main(["delete", "pod", old_pod]) == 0
+        deadline = time.monotonic() + 90
+        while True:
+            workers = {n["node_id"]: (n["resources_total"].get("CPU"), n["resources_total"].get("memory"))
+                       for n in same.nodes() if node_group(n) == "cpu-workers"}
+            if len(workers) == 2 and old not in workers:
+                break
+            assert time.monotonic() < deadline, workers
+            time.sleep(1)
+        assert list(workers.values()) == [(1, 2**30)] * 2, workers
+        # Recreate added now: the spec differs from the one the head pod was made from, so every pod
+        # is re-created (shouldRecreatePodsForUpgrade compares with the head pod's hash annotation).
+        doc["spec"]["upgradeStrategy"] = {"type": "Recreate"}
+        path.write_text(yaml.safe_dump(doc))
+        recreated = local.up(path, show=False)
+        assert recreated.owner_pid != same.owner_pid
     finally:
         local.down("template-drift")
