@@ -321,8 +321,8 @@ def _await_switch(pending: LocalRay, folder: Path, old_name: str, show: bool, ti
 def _update_in_place(cluster: LocalRay, doc: dict, old_doc: dict, show: bool, timeout: float,
                      keep_cluster_spec: bool) -> LocalRay:
     """Apply `doc` to the running cluster: scale its groups, submit a changed serveConfigV2.
-    keep_cluster_spec: a RayService's rayClusterConfig is not applied (upgradeStrategy None, or
-    an upgrade in progress), as KubeRay leaves its RayCluster alone."""
+    keep_cluster_spec: a RayService's rayClusterConfig is not applied (upgradeStrategy None),
+    as KubeRay then leaves its RayCluster alone."""
     state = objects.manifest_state(cluster)
     old_spec, old_serve = _parts(old_doc)
     new_spec, serve_config = _parts(doc)
