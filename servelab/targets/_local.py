@@ -363,33 +363,21 @@ def _update_raycluster(cluster: LocalRay, doc: dict, old_doc: dict, have: dict, 
     (shouldRecreatePodsForUpgrade). Otherwise the running pods stay as they were made, groups
     scale to their replicas, and pods made from now on use the current templates (reconcilePods)."""
     name = doc["metadata"]["name"]
-    new_hash = kuberay.spec_hash(doc["spec"])
-    made_from = have.get("podsHash") or kuberay.spec_hash(old_doc["spec"])
+    new_hash, old_hash = kuberay.spec_hash(doc["spec"]), kuberay.spec_hash(old_doc["spec"])
+    made_from = have.get("podsHash") or old_hash
     if new_hash != made_from and (doc["spec"].get("upgradeStrategy") or {}).get("type") == "Recreate":
         if show:
             print(f"{name}: the spec changed since the pods were made and upgradeStrategy.type is Recreate: "
                   "every pod is re-created")
         cluster.stop(show=show)
         return _create(doc, show, timeout, die_with_owner, generation=have.get("generation", 1) + 1)
-    if new_hash != kuberay.spec_hash(old_doc["spec"]):
+    if new_hash != old_hash:
         if show:
             print(f"{name}: more than replicas changed; KubeRay does not apply that to running pods unless "
                   "spec.upgradeStrategy.type is Recreate, and neither does the local target. Pods made from "
                   "now on (a scale-out) use the new templates")
-        _keep_pod_templates(cluster, old_doc["spec"])
+        objects.keep_pod_templates(cluster, old_doc["spec"])
     return _update_in_place(cluster, doc, old_doc, show, timeout, keep_cluster_spec=False)
-
-
-def _keep_pod_templates(cluster: LocalRay, old_spec: dict) -> None:
-    """Record the template each running node's pod was made from, before the RayCluster's
-    templates change: `get pods` keeps showing it, as a pod on Kubernetes keeps its spec."""
-    state = objects.manifest_state(cluster)
-    old_groups = {"head": old_spec.get("headGroupSpec") or {},
-                  **{str(g.get("groupName")): g for g in old_spec.get("workerGroupSpecs") or []}}
-    kept = state.setdefault("pod_templates", {})
-    for node in objects.alive_nodes(cluster):
-        kept.setdefault(node["node_id"], old_groups.get(node_group(node), {}))
-    objects.write_manifest_state(cluster, state)
 
 
 def _desired(cluster_spec: dict) -> dict[str, int]:

@@ -73,6 +73,17 @@ def _group_specs(cluster_spec: dict) -> dict[str, dict]:
     return {str(g.get("groupName")): g for g in cluster_spec.get("workerGroupSpecs") or []}
 
 
+def keep_pod_templates(cluster: LocalRay, old_spec: dict) -> None:
+    """Record the template each running node's pod was made from, before the RayCluster's
+    templates change: `pods` keeps showing it, as a pod on Kubernetes keeps its spec."""
+    state = manifest_state(cluster)
+    old_groups = {"head": old_spec.get("headGroupSpec") or {}, **_group_specs(old_spec)}
+    kept = state.setdefault("pod_templates", {})
+    for node in alive_nodes(cluster):
+        kept.setdefault(node["node_id"], old_groups.get(node_group(node), {}))
+    write_manifest_state(cluster, state)
+
+
 def _container(template: dict | None) -> dict:
     containers = ((template or {}).get("spec") or {}).get("containers") or [{}]
     return containers[0]

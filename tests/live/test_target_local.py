@@ -2,7 +2,8 @@
 
 The KubeRay behaviours asserted here were read from ray-project/kuberay v1.7.0 (ray-operator/):
 controllers/ray/rayservice_controller.go (calculateConditions, calculateStatus, reconcileServe,
-updateHeadPodServeLabel, shouldPrepareNewCluster), controllers/ray/utils/util.go (PodName,
+updateHeadPodServeLabel, shouldPrepareNewCluster), controllers/ray/raycluster_controller.go
+(reconcilePods, shouldRecreatePodsForUpgrade, createWorkerPodWithIndex), controllers/ray/utils/util.go (PodName,
 GenerateHashWithoutReplicasAndWorkersToDelete), controllers/ray/common/pod.go (labelPod),
 apis/ray/v1/rayservice_types.go and raycluster_types.go (status fields).
 """
@@ -294,6 +295,15 @@ def test_a_raycluster_template_change_reaches_only_the_pods_made_after_it(tmp_pa
             assert time.monotonic() < deadline, workers
             time.sleep(1)
         assert list(workers.values()) == [(1, 2**30)] * 2, workers
+        # Autoscaling turned on later: Ray's autoscaler would run in the head pod, which is not re-created
+        # for it without Recreate (shouldRecreatePodsForUpgrade is false), so none runs and nothing moves.
+        doc["spec"]["enableInTreeAutoscaling"] = True
+        path.write_text(yaml.safe_dump(doc))
+        capsys.readouterr()
+        assert local.up(path, show=True).owner_pid == same.owner_pid
+        assert "the autoscaler stays off" in capsys.readouterr().out
+        assert len([n for n in same.nodes() if node_group(n) == "cpu-workers"]) == 2
+        del doc["spec"]["enableInTreeAutoscaling"]
         # Recreate added now: the spec differs from the one the head pod was made from, so every pod
         # is re-created (shouldRecreatePodsForUpgrade compares with the head pod's hash annotation).
         doc["spec"]["upgradeStrategy"] = {"type": "Recreate"}
