@@ -300,7 +300,6 @@ def _await_switch(pending: LocalRay, folder: Path, old_name: str, show: bool, ti
             raise Failed("KubeRay", f"{new_name} was replaced by a newer manifest before it took traffic; "
                          f"it is deleted after rayClusterDeletionDelaySeconds, as KubeRay deletes it",
                          hint="the newer `up` waits for its own cluster; `servelab get rayservice` shows it")
-        return False
         for app_name, app in pending.serve_api.applications().items():
             if app.get("status") == "DEPLOY_FAILED":
                 raise Failed("application code", f"the pending cluster {new_name} cannot run application "
