@@ -17,10 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Debian packages the tests and the grader use: bubblewrap (the grading sandbox) and
-# chromium (the browser tests drive it with Playwright). Installed when missing and this
+# Debian packages the tests and the grader use: bubblewrap (the grading sandbox),
+# chromium (the browser tests drive it with Playwright) and prometheus (beside each local cluster,
+# with promtool for the course's rules). Installed when missing and this
 # is root on Debian; otherwise the grader runs unsandboxed and the browser tests skip.
-SYSTEM_PACKAGES := bwrap:bubblewrap chromium:chromium
+SYSTEM_PACKAGES := bwrap:bubblewrap chromium:chromium prometheus:prometheus
 system:
 	@missing="$$(for p in $(SYSTEM_PACKAGES); do command -v $${p%%:*} >/dev/null || echo $${p#*:}; done)"; \
 	if [ -n "$$missing" ]; then \

@@ -20,6 +20,7 @@ import gpu_rayservice  # noqa: E402
 import grading_throughput  # noqa: E402
 import lab1_startup  # noqa: E402
 import lab_launch  # noqa: E402
+import prometheus_cost  # noqa: E402
 import rag_throughput  # noqa: E402
 import rayservice_upgrade  # noqa: E402
 import stack_memory  # noqa: E402
@@ -27,7 +28,8 @@ import stack_memory  # noqa: E402
 BENCHES = (("lab1 startup", lab1_startup), ("lab1 autograde", autograde), ("grading throughput", grading_throughput), ("GPU RayService", gpu_rayservice),
            ("RAG throughput", rag_throughput), ("fault recovery", fault_recovery),
            ("RayService upgrade under load", rayservice_upgrade),
-           ("make lab to usable JupyterLab", lab_launch), ("stack memory on lab 4", stack_memory))
+           ("make lab to usable JupyterLab", lab_launch), ("stack memory on lab 4", stack_memory),
+           ("Prometheus beside a cluster", prometheus_cost))
 only = sys.argv[1:]  # e.g. `python bench/run.py gpu_rayservice`
 for name, bench in BENCHES:
     if only and bench.__name__ not in only:

@@ -47,7 +47,7 @@ ROLES = (("servelab.cluster._worker_node", "worker-node launchers"), ("servelab.
          ("dashboard", "Ray dashboard (head + modules)"),
          ("log_monitor", "Ray log monitor"), ("monitor.py", "Ray autoscaler"),
          ("ipykernel", "notebook kernel"), ("jupyter", "JupyterLab server"))
-BY_NAME = {"raylet": "raylets", "gcs_server": "Ray GCS"}
+BY_NAME = {"raylet": "raylets", "gcs_server": "Ray GCS", "prometheus": "Prometheus"}
 
 
 def role(proc: psutil.Process) -> str:

@@ -5,7 +5,8 @@
 #   docker build -f docker/course.Dockerfile -t servelab-course .
 FROM python:3.11-slim
 
-RUN apt-get update && apt-get install -y --no-install-recommends make \
+# prometheus: the Prometheus beside each local cluster (lesson 08), with promtool
+RUN apt-get update && apt-get install -y --no-install-recommends make prometheus \
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 1000 learner
 WORKDIR /home/learner/servelab

@@ -66,16 +66,19 @@ __all__ = ["LocalRay", "ServeAPI", "ServeAPIError", "ServelabError", "Stuck", "F
 
 
 def start_local(name: str | None = None, *, num_cpus: int | None = None,
-                num_gpus: int = 0, connect: bool = True) -> LocalRay:
+                num_gpus: int = 0, connect: bool = True, prometheus: bool | None = None) -> LocalRay:
     """Start a private local Ray cluster (with Serve's HTTP proxy) and connect to it.
 
     The cluster belongs to this process: it dies with it, and ``cluster.stop()``
     ends it earlier. Ports come from SERVELAB_SERVE_PORT / SERVELAB_DASHBOARD_PORT /
     SERVELAB_METRICS_PORT, else 8000 / 8265 / 8080 when free, else any free port.
+    prometheus: a Prometheus beside it (``cluster.prometheus``); None lets
+    SERVELAB_PROMETHEUS or the profile decide (on, except on the small profile).
     """
     import os
 
-    cluster = LocalRay(name or f"kernel-{os.getpid()}", num_cpus=num_cpus, num_gpus=num_gpus)
+    cluster = LocalRay(name or f"kernel-{os.getpid()}", num_cpus=num_cpus, num_gpus=num_gpus,
+                       prometheus=prometheus)
     cluster.start()
     if connect:
         cluster.connect()

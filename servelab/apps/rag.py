@@ -256,9 +256,28 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class PrefixIsRoot:
+    """`POST /rag` (the route prefix itself) is the "/" route, answered at once.
+
+    FastAPI would answer it with a 307 to `/rag/`, and a client that follows the redirect sends
+    every question through the proxy twice: twice the hops, and Serve's per-route metrics
+    split between a 10 ms redirect under `/rag` and the real request under `/rag/`.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        root = scope.get("root_path", "")
+        if scope["type"] == "http" and root and scope["path"] == root:
+            scope = {**scope, "path": root + "/", "raw_path": (root + "/").encode()}
+        await self.app(scope, receive, send)
+
+
 api = FastAPI(title="servelab RAG pipeline",
               description="Ask the course's operations notes a question.")
 api.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+api.add_middleware(PrefixIsRoot)  # the outermost: before routing
 
 
 @api.exception_handler(RequestValidationError)

@@ -43,8 +43,9 @@ from servelab.clients._serve import ServeAPI
 from servelab.clients._state import StateAPI
 from servelab.cluster import _processes as processes
 from servelab.cluster import _profiles as profiles
+from servelab.cluster import _prometheus as prom
 from servelab.cluster._links import browser_url, html_links
-from servelab.cluster._ports import LOOPBACK, Ports, choose_ports, hold, release
+from servelab.cluster._ports import LOOPBACK, Ports, choose_ports, hold, release, visible_port
 from servelab.errors import ServelabError
 from servelab.faults import _flags as fault_flags
 from servelab.observe._waiting import Failed, Stuck, wait_for
@@ -94,6 +95,7 @@ class LocalRay:
         profile: str | None = None,
         service_port: int | None = None,
         on_folder=None,
+        prometheus: bool | None = None,
     ):
         self.name = name
         self.num_cpus = num_cpus if num_cpus is not None else max(4, os.cpu_count() or 1)
@@ -110,6 +112,10 @@ class LocalRay:
         # Called with this cluster once its folder exists, before any Ray process starts: what a
         # manifest records there is known to status readers for the whole start-up.
         self.on_folder = on_folder
+        # A Prometheus beside it (cluster/_prometheus.py): None lets SERVELAB_PROMETHEUS or the profile decide.
+        self.prometheus_asked = prometheus
+        self.prometheus_port: int | None = None
+        self.prometheus_note = ""  # why none runs, when none does
         self.dir: Path | None = None
         self.ports: Ports | None = None
         self.owner_pid: int | None = None
@@ -146,6 +152,20 @@ class LocalRay:
         self._adopt_workers()
         return [self.metrics_url] + [f"http://{LOOPBACK}:{w['ports']['metrics']}/metrics"
                                      for w in self.workers if "metrics" in w.get("ports", {})]
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """The Prometheus that scrapes this cluster, or None (`prometheus_note` says why)."""
+        return f"http://{LOOPBACK}:{self.prometheus_port}" if self.prometheus_port else None
+
+    @property
+    def prometheus(self):
+        """PromQL against this cluster's Prometheus (servelab.clients.Prometheus)."""
+        from servelab.clients.prometheus import Prometheus, PrometheusError
+
+        if self.prometheus_url is None:
+            raise PrometheusError(f"no Prometheus runs beside {self.name}: {self.prometheus_note}")
+        return Prometheus(self.prometheus_url)
 
     @property
     def token_file(self) -> Path:
@@ -217,6 +237,10 @@ class LocalRay:
         self.ports = choose_ports(serve_free=self.service_port is not None,
                                   exclude={self.service_port} if self.service_port else None)
         hold(self.ports.serve, self.ports.dashboard, self.ports.metrics)
+        wanted, self.prometheus_note = prom.choice(self.profile.prometheus, self.profile.name, self.prometheus_asked)
+        if wanted:
+            self.prometheus_port = visible_port("prometheus", taken=set(self.ports.as_dict().values()))
+            hold(self.prometheus_port)
         self.root.mkdir(parents=True, exist_ok=True)
         # Short on purpose (the name lives in cluster.json): see _SOCKET_SUFFIX_LEN.
         self.dir = Path(tempfile.mkdtemp(prefix="c", dir=self.root))
@@ -239,6 +263,7 @@ class LocalRay:
             self._launch_head()
             self._write_state()
             self._wait_head(timeout, show)
+            self._start_prometheus(timeout, show)
             self._start_serve_proxy(timeout, show)
         except BaseException:
             self.stop(show=False, keep_logs=True)  # the error message points at them
@@ -279,6 +304,8 @@ class LocalRay:
 
     def _launch_head(self) -> None:
         env = self._node_env()
+        if self.prometheus_port:  # the dashboard's Metrics view asks it (Ray's RAY_PROMETHEUS_HOST)
+            env["RAY_PROMETHEUS_HOST"] = self.prometheus_url
         if self.autoscale:
             from servelab.cluster._autoscaler import monitor_env
 
@@ -308,6 +335,17 @@ class LocalRay:
         wait_for(head_up, what="Ray head node and dashboard", layer="Ray runtime",
                  timeout=timeout, show=show,
                  hint=f"Logs: {self._dir / HEAD_LOG} and {self._dir / 'r'}/session_latest/logs/")
+
+    def _start_prometheus(self, timeout: float, show: bool) -> None:
+        if not self.prometheus_port:
+            if show and self.prometheus_note:
+                print(f"  Prometheus: {self.prometheus_note}")
+            return
+        proc = prom.launch(self._dir, self.prometheus_port, self._node_env(),
+                           minimal_dashboard="ReportHead" not in (self.profile.dashboard_modules or ("ReportHead",)),
+                           head_metrics=f"{LOOPBACK}:{self._ports.metrics}", die_with_parent_thread=self.die_with_owner)
+        self._children.append(proc)
+        prom.wait_ready(self.prometheus_url, proc, self._dir / prom.LOG, timeout, show)
 
     def _start_serve_proxy(self, timeout: float, show: bool) -> None:
         # The same REST call KubeRay makes: an empty application list starts
@@ -404,8 +442,8 @@ class LocalRay:
             try:
                 if proc.status() == psutil.STATUS_STOPPED:  # SIGTERM waits while a process is
                     proc.resume()                            # stopped (servelab fault hang-replica)
-                if "servelab.cluster._worker_node" in proc.cmdline():
-                    nodes.append(proc)
+                if "servelab.cluster._worker_node" in proc.cmdline() or proc.name() == "prometheus":
+                    nodes.append(proc)  # (Prometheus is no child of the head: it needs its own SIGTERM)
             except psutil.Error:
                 pass
         # Worker nodes first (those we added and those the autoscaler launched): a node
@@ -431,7 +469,7 @@ class LocalRay:
                                 layer="Ray runtime")
         self.workers, self._children = [], []
         if self.ports is not None:
-            release(self.ports.serve, self.ports.dashboard, self.ports.metrics)
+            release(self.ports.serve, self.ports.dashboard, self.ports.metrics, self.prometheus_port or 0)
         (self._dir / STATE_FILE).unlink(missing_ok=True)
         if not (keep_logs or os.environ.get("SERVELAB_KEEP_LOGS")):
             shutil.rmtree(self._dir, ignore_errors=True)
@@ -493,6 +531,8 @@ class LocalRay:
             "profile": self.profile.name,
             "workers": self.workers,
             "service_port": self.service_port,
+            "prometheus_port": self.prometheus_port,
+            "prometheus_note": self.prometheus_note,
         }
         # Atomic: other processes (the CLI, a RayService's serve Service) read it at any moment.
         tmp = self._dir / (STATE_FILE + ".tmp")
@@ -510,6 +550,8 @@ class LocalRay:
         cluster.owner_pid = state["owner_pid"]
         cluster._owner_started = state["owner_started"]
         cluster.workers = state.get("workers", [])
+        cluster.prometheus_port = state.get("prometheus_port")
+        cluster.prometheus_note = state.get("prometheus_note", "")
         return cluster
 
     @classmethod

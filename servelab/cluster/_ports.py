@@ -1,7 +1,7 @@
 """Choosing the ports of a local cluster.
 
-Every port a local cluster uses is chosen here, on 127.0.0.1. The three ports a
-learner types or clicks (Serve HTTP, dashboard, metrics) honour environment
+Every port a local cluster uses is chosen here, on 127.0.0.1. The ports a
+learner types or clicks (Serve HTTP, dashboard, metrics, Prometheus) honour environment
 variables and otherwise prefer the well-known defaults when they are free, so
 lesson text like "open http://127.0.0.1:8265" stays true on a laptop. Set
 SERVELAB_PORTS=free to skip the defaults (tests and parallel graders do).
@@ -23,7 +23,9 @@ VISIBLE_PORTS = {
     "serve": ("SERVELAB_SERVE_PORT", 8000),
     "dashboard": ("SERVELAB_DASHBOARD_PORT", 8265),
     "metrics": ("SERVELAB_METRICS_PORT", 8080),
+    "prometheus": ("SERVELAB_PROMETHEUS_PORT", 9090),  # the Prometheus beside it (cluster/_prometheus.py)
 }
+HEAD_VISIBLE = ("serve", "dashboard", "metrics")  # the head node's own; Prometheus is chosen when it runs
 WORKER_PORT_RANGE = 200  # ports reserved for Ray worker processes per node
 
 # Visible ports that clusters started by this process hold now. A port pinned by SERVELAB_*_PORT
@@ -116,7 +118,7 @@ class Ports:
 
 
 def visible_port(kind: str, taken: set[int] | None = None, env: dict | None = None) -> int:
-    """The port people see for `kind` ("serve", "dashboard", "metrics"), as `choose_ports` picks it."""
+    """The port people see for `kind` ("serve", "dashboard", "metrics", "prometheus"), as `choose_ports` picks it."""
     return _visible_port(kind, set(taken or ()), dict(os.environ if env is None else env))
 
 
@@ -161,7 +163,7 @@ def choose_ports(env: dict | None = None, *, serve_free: bool = False, exclude: 
     env = dict(os.environ if env is None else env)
     taken: set[int] = set(exclude or ())
     visible: dict[str, int] = {}
-    for kind in VISIBLE_PORTS:
+    for kind in HEAD_VISIBLE:
         visible[kind] = free_port(taken) if kind == "serve" and serve_free else _visible_port(kind, taken, env)
         taken.add(visible[kind])
     return Ports(**visible, **_node_ports(("gcs", "client_server") + NODE_PORT_KINDS, taken))

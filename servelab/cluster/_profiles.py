@@ -49,6 +49,7 @@ class Profile:
     status_monitor: bool = True  # Ray's monitor process, which `ray status` reads, even without autoscaling
     log_monitor: bool = True  # Ray's log monitor, which streams worker output to drivers (log_to_driver)
     agent_modules: tuple[str, ...] | None = None  # dashboard agent module classes (slim_agent); None: all
+    prometheus: bool = True  # a Prometheus beside the cluster (cluster/_prometheus.py)
     standin_agents: bool = False  # servelab/cluster/_standin_agents.py for runtime-env agents, and workers' dashboard agents
     env: dict[str, str] = field(default_factory=dict)  # for every process of the cluster
 
@@ -57,9 +58,10 @@ PROFILES: dict[str, Profile] = {
     "default": Profile("default", "every dashboard module, Ray's own defaults"),
     "small": Profile(
         "small", "for about 2 GB (Binder): stand-in agents, fewer dashboard modules, fewer malloc arenas, "
-                 "no prestarted workers, no monitor unless autoscaling, no log monitor",
+                 "no prestarted workers, no monitor unless autoscaling, no log monitor, no Prometheus",
         dashboard_modules=("NodeHead", "ServeHead", "StateHead"), status_monitor=False, log_monitor=False,
         agent_modules=("ReporterAgent", "HealthzAgent", "LogAgent", "LogAgentV1Grpc"), standin_agents=True,
+        prometheus=False,
         env={"MALLOC_ARENA_MAX": "2", "RAY_prestart_worker_first_driver": "0"}),
 }
 

@@ -7,9 +7,10 @@
 
 Everything comes from where an operator would look: Serve's REST API (applications,
 deployments, replicas by state), Ray's node list (which worker group each replica landed
-on, which groups have GPUs) and the Prometheus metrics every node exports (ongoing
-requests, request rate, p50/p99 latency over the last `window_s` seconds). Ray reports
-metrics about every 10 s, so rates and latencies trail the load by that much.
+on, which groups have GPUs) and Ray's Prometheus metrics (ongoing requests, request rate,
+p50/p99 latency over the last `window_s` seconds, at least 30 s): PromQL against the
+Prometheus beside the cluster when one runs, else a raw scrape of every node's endpoint.
+Ray reports metrics every 10 s, so rates and latencies trail the load by that much.
 
 The reading (`read`) and the rendering (`render_html`) are plain functions; `Dashboard` only
 adds a background thread and the ipywidgets that show them.
@@ -92,6 +93,18 @@ def _traffic(view: View, now: prom.Metrics, then: prom.Metrics | None, seconds: 
     for q, attr in ((0.5, "p50_ms"), (0.99, "p99_ms")):
         value = window.quantile(q, "ray_serve_http_request_latency_ms")
         setattr(view, attr, None if math.isnan(value) else value)
+
+
+def _traffic_promql(view: View, prometheus, window_s: float) -> None:
+    """The same figures through PromQL, from the Prometheus beside the cluster."""
+    window = f"{max(int(window_s), 30)}s"  # at least two of Ray's 10 s exports, or rate() sees steps
+    routes = '{route!~"/-/.*"}'  # not the proxy's health checks
+    view.ongoing = prometheus.value("sum(ray_serve_num_ongoing_http_requests)", default=0.0)
+    view.rps = prometheus.value(f"sum(rate(ray_serve_num_http_requests_total{routes}[{window}]))")
+    for q, attr in ((0.5, "p50_ms"), (0.99, "p99_ms")):
+        value = prometheus.value(f"histogram_quantile({q}, sum by (le) "
+                                 f"(rate(ray_serve_http_request_latency_ms_bucket{routes}[{window}])))")
+        setattr(view, attr, None if value is None or math.isnan(value) else value)
 
 
 def read(target, t: float = 0.0) -> View:
@@ -217,9 +230,18 @@ class Dashboard:
         """Take one reading now and redraw."""
         now = time.monotonic() - self._t0
         view = read(self.target, now)
-        current, then, seconds = self._metrics(now)
-        if current is not None:
-            _traffic(view, current, then, seconds)
+        prometheus_url = getattr(self.target, "prometheus_url", None)
+        if prometheus_url:  # PromQL where a Prometheus runs; the raw scrape only where none does
+            from servelab.clients.prometheus import Prometheus
+
+            try:
+                _traffic_promql(view, Prometheus(prometheus_url, timeout=2), self.window_s)
+            except Exception:
+                pass  # a reading without traffic figures; the next one tries again
+        else:
+            current, then, seconds = self._metrics(now)
+            if current is not None:
+                _traffic(view, current, then, seconds)
         self.history.append(view)
         self.table.value = render_html(view)
         if len(self.history) % self.plot_every == 1 and len(self.history) > 1:

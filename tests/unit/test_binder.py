@@ -111,3 +111,9 @@ def test_the_readme_has_the_badge_block_and_it_is_what_the_writer_writes(tmp_pat
                          capture_output=True, text=True, timeout=60, env={**os.environ, "SERVELAB_README": str(readme)})
     assert out.returncode == 0, out.stderr
     assert "mybinder.org/v2/gh/acme/servelab/main" in readme.read_text() and "old" not in readme.read_text()
+
+
+def test_binder_installs_prometheus_for_the_lesson_that_asks_for_it():
+    packages = [line for line in (REPO / "binder" / "apt.txt").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert packages == ["prometheus"]  # lesson 08: start_local(prometheus=True); promtool comes with it
