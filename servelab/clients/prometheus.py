@@ -1,6 +1,7 @@
 """PromQL against a real Prometheus: the one beside a local cluster, or a port-forwarded one.
 
     prom = cluster.prometheus                       # or Prometheus("http://127.0.0.1:9090")
+    prom = KubernetesTarget().prometheus()          # kube-prometheus-stack, through a port-forward
     prom.value('sum(rate(ray_serve_num_http_requests_total{route="/rag"}[1m]))')
     prom.query('sum by (deployment) (ray_serve_deployment_replica_healthy)')
     prom.series('...', minutes=5)                   # a range query, for plots
@@ -25,9 +26,21 @@ class PrometheusError(ServelabError, RuntimeError):
 
 
 class Prometheus:
-    def __init__(self, url: str, timeout: float = 10):
+    def __init__(self, url: str, timeout: float = 10, on_close=None):
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self._on_close = on_close  # e.g. the port-forward's stop (KubernetesTarget.prometheus)
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
+
+    def __enter__(self) -> "Prometheus":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _get(self, path: str, **params) -> dict | list:
         try:

@@ -351,6 +351,16 @@ class KubernetesTarget(Target):
             self._forwards[(kind, forward.namespace, name)] = forward  # endpoints() reads it while it is open
         return forward
 
+    def prometheus(self, namespace: str = "prometheus-system",
+                   service: str = "prometheus-kube-prometheus-prometheus", port: int = 9090, show: bool = True):
+        """PromQL against kube-prometheus-stack's Prometheus (installed as Helm release `prometheus`,
+        manifests/monitoring/ applied) through a port-forward that `.close()` ends."""
+        from servelab.clients.prometheus import Prometheus
+
+        forward = PortForward(service, "Service", namespace, ("prometheus",), services={"prometheus": (service, port)})
+        forward.start(show=show)
+        return Prometheus(f"http://{LOOPBACK}:{forward.local_ports['prometheus']}", on_close=forward.stop)
+
     def endpoints(self, name: str, kind: str | None = None, namespace: str | None = None) -> dict:
         """The URLs of a port-forward this target opened (`port_forward`), else None and how to open one."""
         name, kind, namespace = self._ref(name, kind, namespace)
@@ -437,9 +447,11 @@ class PortForward:
     """`kubectl port-forward` to Serve and the dashboard (or only the one in `what`) on 127.0.0.1,
     for as long as it is open. The kubectl processes end with this process's main thread."""
 
-    def __init__(self, name: str, kind: str, namespace: str, what: tuple[str, ...] = ("serve", "dashboard")):
+    def __init__(self, name: str, kind: str, namespace: str, what: tuple[str, ...] = ("serve", "dashboard"),
+                 services: dict[str, tuple[str, int]] | None = None):
         self.name, self.kind, self.namespace = name, kind, namespace
-        self.services = {k: v for k, v in service_names(name, kind).items() if k in what}
+        # {what: (Service, port)}: KubeRay's Services of the object, unless named (Prometheus's)
+        self.services = {k: v for k, v in (services or service_names(name, kind)).items() if k in what}
         self.local_ports: dict[str, int] = {}
         self._procs: list[subprocess.Popen] = []
         self._logs: list = []

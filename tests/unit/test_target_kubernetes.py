@@ -276,6 +276,58 @@ def test_a_port_forward_that_exits_reports_kubectl_error(tmp_path, monkeypatch):
     assert forward._procs == []  # stopped what it started
 
 
+def test_prometheus_on_kubernetes_is_kube_prometheus_stacks_through_a_port_forward(tmp_path, monkeypatch):
+    """`target.prometheus()` forwards to the Service the chart creates for release `prometheus`
+    (docs/kubernetes-on-kind.md section 10). A real Prometheus plays that Service's pod here; the
+    stand-in API server lists the Service, and the kubectl shim relays to it."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    from servelab.cluster._ports import free_port
+
+    if shutil.which("prometheus") is None:
+        pytest.skip("Debian's prometheus: `make system` installs it")
+    port = free_port()
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": [
+        {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}]}))
+    server = subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+                               f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+                               "--log.level=error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    service = "/api/v1/namespaces/prometheus-system/services/prometheus-kube-prometheus-prometheus"
+
+    class WithPrometheus(FakeAPIServer):
+        def route(self, method, path, body):
+            if method == "GET" and path == service:
+                return 200, {"metadata": {"name": path.rsplit("/", 1)[1], "namespace": "prometheus-system"},
+                             "spec": {"ports": [{"name": "http-web", "port": 9090, "localPort": port}]}}
+            return super().route(method, path, body)
+
+    shim = Path(__file__).resolve().parents[1] / "support" / "kubectl_shim.py"
+    (tmp_path / "kubectl").write_text(f"#!/bin/sh\nexec {sys.executable} {shim} \"$@\"\n")
+    (tmp_path / "kubectl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    try:
+        with WithPrometheus() as api:
+            (tmp_path / "kubeconfig").write_text(yaml.safe_dump({
+                "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+                "clusters": [{"name": "fake", "cluster": {"server": api.url}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "learner"}}],
+                "users": [{"name": "learner", "user": {"token": "t"}}]}))
+            monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+            with k8s.KubernetesTarget(namespace="ray-serving").prometheus(show=False) as prom:
+                assert prom.url != f"http://127.0.0.1:{port}"  # the forward's own port
+                deadline = time.monotonic() + 30
+                while prom.value('up{job="prometheus"}') != 1:
+                    assert time.monotonic() < deadline, "Prometheus never scraped itself through the forward"
+                    time.sleep(0.5)
+            assert ("GET", service) in [(m, p) for m, p, _ in api.calls("GET")]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 # -- the CLI, through a kubeconfig that points at the stand-in API server ---------------------
 def test_cli_up_status_down_on_the_kubernetes_target(api, tmp_path, monkeypatch, capsys):
     from servelab.cli import _main as cli
