@@ -15,6 +15,7 @@ import pytest
 from servelab.cluster import _processes as processes
 from servelab.cluster.testing import start_for_fixture
 from servelab.faults import load
+from servelab.observe import wait_for
 
 pytestmark = pytest.mark.live
 ROUTE = "/rag"
@@ -31,13 +32,7 @@ def serve_config(cluster, fail_health: bool = False) -> dict:
 
 
 def wait_until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:g} s (last: {result!r})"
-        time.sleep(1)
+    return wait_for(check, what=what, layer="Ray runtime", timeout=timeout, interval=1, show=False)
 
 
 @pytest.fixture(scope="module")
