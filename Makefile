@@ -20,7 +20,8 @@ install: $(STAMP)
 # Debian packages the tests and the grader use: bubblewrap (the grading sandbox),
 # chromium (the browser tests drive it with Playwright) and prometheus (beside each local cluster,
 # with promtool for the course's rules). Installed when missing and this
-# is root on Debian; otherwise the grader runs unsandboxed and the browser tests skip.
+# is root on Debian; otherwise the grader runs unsandboxed, the browser tests skip and clusters
+# run without Prometheus (they say so when they start).
 SYSTEM_PACKAGES := bwrap:bubblewrap chromium:chromium prometheus:prometheus
 system:
 	@missing="$$(for p in $(SYSTEM_PACKAGES); do command -v $${p%%:*} >/dev/null || echo $${p#*:}; done)"; \

@@ -44,7 +44,7 @@ from servelab.clients._state import StateAPI
 from servelab.cluster import _processes as processes
 from servelab.cluster import _profiles as profiles
 from servelab.cluster import _prometheus as prom
-from servelab.cluster._links import browser_url, html_links
+from servelab.cluster._links import browser_url, html_links, proxy_prefix
 from servelab.cluster._ports import LOOPBACK, Ports, choose_ports, hold, release, visible_port
 from servelab.errors import ServelabError
 from servelab.faults import _flags as fault_flags
@@ -166,6 +166,11 @@ class LocalRay:
         if self.prometheus_url is None:
             raise PrometheusError(f"no Prometheus runs beside {self.name}: {self.prometheus_note}")
         return Prometheus(self.prometheus_url)
+
+    def add_prometheus_rules(self, name: str, text: str) -> list[dict]:
+        """Load a Prometheus rules file (YAML text) into this cluster's Prometheus as <name>.yaml,
+        after `promtool check rules`; returns the rule groups Prometheus loaded from it."""
+        return prom.add_rules(self._dir, self.prometheus, name, text)
 
     @property
     def token_file(self) -> Path:
@@ -585,9 +590,14 @@ class LocalRay:
         return f"<LocalRay {self.name!r} {where} running={self.running}>"
 
     def browser_links(self) -> dict[str, str]:
-        """The dashboard and the Serve endpoint as the learner's browser reaches them."""
-        return {"Ray dashboard": browser_url(self.ports.dashboard),
-                "Serve endpoint": browser_url(self.ports.serve)} if self.ports else {}
+        """The dashboard and the Serve endpoint (and Prometheus's own page) as the learner's browser
+        reaches them."""
+        if not self.ports:
+            return {}
+        links = {"Ray dashboard": browser_url(self.ports.dashboard), "Serve endpoint": browser_url(self.ports.serve)}
+        if self.prometheus_port and proxy_prefix() is None:  # its pages assume they are served at /
+            links["Prometheus"] = browser_url(self.prometheus_port)
+        return links
 
     def _repr_html_(self) -> str:
         if not self.ports:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import requests
@@ -99,6 +100,36 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float, show
         return requests.get(f"{url}/-/ready", timeout=2).status_code == 200
 
     wait_for(ready, what="Prometheus", layer="Ray runtime", timeout=timeout, show=show, hint=f"its log: {log}")
+
+
+def add_rules(cluster_dir: Path, prometheus, name: str, text: str, timeout: float = 30) -> list[dict]:
+    """Check `text` (a Prometheus rules file) with promtool, put it beside the cluster's other
+    rules as <name>.yaml, reload Prometheus and return the groups it loaded from it."""
+    from servelab.clients.prometheus import PrometheusError
+
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"rules name {name!r}: letters, digits, - and _ only")
+    folder = cluster_dir / FOLDER / "rules"
+    candidate = folder / f".{name}.check.yaml"  # not *.yaml to Prometheus's glob until it passes
+    candidate.write_text(text)
+    try:
+        checked = subprocess.run(["promtool", "check", "rules", str(candidate)], capture_output=True, text=True,
+                                 timeout=60)
+    finally:
+        candidate.unlink(missing_ok=True)
+    if checked.returncode != 0:
+        findings = (checked.stdout + checked.stderr).replace(str(candidate), f"{name}.yaml").strip()
+        raise PrometheusError(f"promtool rejects the rules:\n{findings}",
+                              hint="each finding names the group, the rule and the field")
+    path = folder / f"{name}.yaml"
+    path.write_text(text)
+    prometheus.reload()
+    deadline = time.monotonic() + timeout
+    while True:  # the reload is asynchronous: wait until the file's groups are there
+        groups = [g for g in prometheus.rules() if g.get("file") == str(path)]
+        if groups or time.monotonic() > deadline:
+            return groups
+        time.sleep(0.5)
 
 
 def prometheus_rule() -> str:

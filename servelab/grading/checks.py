@@ -75,3 +75,51 @@ def graded_choice(answer, right: str, why: dict[str, str]) -> None:
         yours = "  <- your answer" if letter == answer else ""
         print(f"{letter}) {mark}: {reason}{yours}")
     assert answer == right, f"[your answer] {answer!r} is not the best option: the reasons for each are above"
+
+
+# -- alerts, evaluated by the Prometheus beside the learner's cluster ---------------------------
+def alert_rule(cluster, name: str) -> dict:
+    """The alerting rule `name` as the cluster's Prometheus loaded it (`health`, `duration` in s...)."""
+    for group in cluster.prometheus.rules():
+        for rule in group["rules"]:
+            if rule.get("type") == "alerting" and rule.get("name") == name:
+                return rule
+    raise AssertionError(f"[your alert] Prometheus has no alerting rule named {name!r}: check `alert:` in your "
+                         "rules and run the cell that loads them")
+
+
+def alert_stays_silent(cluster, name: str, *, seconds: float = 20, settle_s: float = 60) -> None:
+    """With no fault, the alert is inactive for `seconds` in a row (after up to `settle_s` for
+    the traces of an earlier fault to clear: a replaced replica's series lingers about 20 s)."""
+    prom = cluster.prometheus
+    alert_rule(cluster, name)  # an alert that does not exist is silent too, and earns nothing for it
+    deadline = time.monotonic() + settle_s
+    while (state := prom.alert_state(name)) != "inactive":
+        if time.monotonic() > deadline:
+            raise AssertionError(f"[your alert] {name} is {state} with every replica healthy, {settle_s:g} s after "
+                                 "the last fault: its expression holds without a fault, so it would page all the time")
+        time.sleep(2)
+    quiet_from = time.monotonic()
+    while time.monotonic() - quiet_from < seconds:
+        if (state := prom.alert_state(name)) != "inactive":
+            raise AssertionError(f"[your alert] {name} went {state} with no fault injected: it must stay silent "
+                                 "while every replica is healthy")
+        time.sleep(2)
+
+
+def alert_fires(cluster, inject, name: str, *, within_s: float = 60) -> float:
+    """Inject a fault (`inject()`), then wait for the alert to fire; returns the seconds it took."""
+    prom = cluster.prometheus
+    alert_rule(cluster, name)
+    inject()
+    start = time.monotonic()
+    seen = "inactive"
+    while time.monotonic() - start < within_s:
+        state = prom.alert_state(name)
+        if state == "firing":
+            return time.monotonic() - start
+        seen = state if state != "inactive" else seen
+        time.sleep(2)
+    raise AssertionError(f"[your alert] {name} did not fire within {within_s:g} s of the fault (it was at most "
+                         f"{seen}): does its expression select the replicas' health, and is its `for:` short "
+                         "enough for a series that says 0 for about 20 s?")

@@ -1,4 +1,5 @@
-"""Lab 6 through the real nbgrader CLI: hidden tests inject faults into the learner's service."""
+"""Lab 6 through the real nbgrader CLI: hidden tests inject faults into the learner's service, and
+watch the learner's alert on the Prometheus beside it."""
 
 import pytest
 from roundtrip import check_extremes, one_mistake_each, replace_once
@@ -37,6 +38,18 @@ def answer(answers: str, name: str, value) -> str:
     return answers.replace(lines[0], f"{name} = {value!r}")
 
 
+def lowercase_deployment(rules: str) -> str:
+    # The deployment as the route spells it: label values are case-sensitive, so the
+    # expression selects no series and the alert can never fire.
+    return replace_once(rules, 'deployment="Sentiment"', 'deployment="sentiment"')
+
+
+def healthy_or_not(rules: str) -> str:
+    # "Any replica's health, whatever it is": true for every replica, healthy ones included,
+    # so the alert pages all the time (and so, also, when a replica is down).
+    return replace_once(rules, ") == 0", ") >= 0")
+
+
 MISTAKES = {  # name -> (how the service or the answers change, the one cell it must cost)
     # a hang is blamed on Ray, which sees a live process
     "hang-on-ray": ("answers", lambda a: answer(a, "LAYER_HANG", "Ray runtime"), "test_layers_runtime"),
@@ -47,9 +60,12 @@ MISTAKES = {  # name -> (how the service or the answers change, the one cell it 
     "no-model-check": ("service", no_model_check, "test_lost_state_replaced"),
     "patient": ("service", patient, "test_hang_replaced"),
     "two-labels": ("service", two_labels, "test_answers"),
+    "never-fires": ("alert_rules", lowercase_deployment, "test_alert_fires"),
+    "always-fires": ("alert_rules", healthy_or_not, "test_alert_silent"),
 }
 FULL = {"test_answers": 2.0, "test_lost_state_replaced": 3.0, "test_hang_replaced": 2.0, "test_kill_bound": 1.0,
-        "test_layers_runtime": 1.0, "test_layers_application": 1.0}
+        "test_layers_runtime": 1.0, "test_layers_application": 1.0,
+        "test_alert_rule": 1.0, "test_alert_silent": 1.0, "test_alert_fires": 2.0}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +80,7 @@ def wrong():
 
 
 def test_solution_full_marks_untouched_zero(graded):
-    check_extremes(graded, 10)
+    check_extremes(graded, 14)
 
 
 @pytest.mark.extended
