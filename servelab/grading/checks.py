@@ -78,26 +78,51 @@ def graded_choice(answer, right: str, why: dict[str, str]) -> None:
 
 
 # -- alerts, evaluated by the Prometheus beside the learner's cluster ---------------------------
-def alert_rule(cluster, name: str) -> dict:
-    """The alerting rule `name` as the cluster's Prometheus loaded it (`health`, `duration` in s...)."""
-    for group in cluster.prometheus.rules():
-        for rule in group["rules"]:
-            if rule.get("type") == "alerting" and rule.get("name") == name:
-                return rule
-    raise AssertionError(f"[your alert] Prometheus has no alerting rule named {name!r}: check `alert:` in your "
-                         "rules and run the cell that loads them")
+# Serve's controller sets a replica's `ray_serve_deployment_replica_healthy` to 0 when it fails
+# its checks or dies; Ray exports every 10 s and Prometheus scrapes every 5 s, so the 0 reaches
+# Prometheus up to 15 s after Serve acted, and stays about 20 s after the replica is replaced.
+STEADY_S = 25  # replicas unchanged this long: any 0 from the last change has reached Prometheus
 
 
-def alert_stays_silent(cluster, name: str, *, seconds: float = 20, settle_s: float = 60) -> None:
-    """With no fault, the alert is inactive for `seconds` in a row (after up to `settle_s` for
-    the traces of an earlier fault to clear: a replaced replica's series lingers about 20 s)."""
+def alert_rule(cluster, name: str, wait_s: float = 30) -> dict:
+    """The alerting rule `name` as the cluster's Prometheus loaded it (`health`, `duration` in s...),
+    once Prometheus has evaluated it (a rule just loaded has health "unknown")."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = [rule for group in cluster.prometheus.rules() for rule in group["rules"]
+                 if rule.get("type") == "alerting" and rule.get("name") == name]
+        if not found:
+            raise AssertionError(f"[your alert] Prometheus has no alerting rule named {name!r}: check `alert:` in "
+                                 "your rules and run the cell that loads them")
+        if found[0].get("health") != "unknown" or time.monotonic() > deadline:
+            return found[0]
+        time.sleep(1)
+
+
+def alert_stays_silent(cluster, name: str, app: str, deployment: str, *, seconds: float = 20,
+                       settle_s: float = 120) -> None:
+    """With every replica of `app`/`deployment` healthy, the alert is inactive for `seconds` in a
+    row. First the traces of earlier faults clear (up to `settle_s`): Serve's replicas unchanged
+    for STEADY_S, no replica's health at 0 in Prometheus, and the alert inactive."""
     prom = cluster.prometheus
     alert_rule(cluster, name)  # an alert that does not exist is silent too, and earns nothing for it
+    unhealthy = f'count(ray_serve_deployment_replica_healthy{{application="{app}", deployment="{deployment}"}} == 0)'
     deadline = time.monotonic() + settle_s
-    while (state := prom.alert_state(name)) != "inactive":
+    replicas, since = None, time.monotonic()
+    while True:
+        current = {r.replica_id for r in cluster.serve_api.replicas(app, deployment)}
+        if current != replicas:
+            replicas, since = current, time.monotonic()
+        zeros = prom.value(unhealthy, default=0.0)
+        state = prom.alert_state(name)
+        if time.monotonic() - since >= STEADY_S and not zeros and state == "inactive":
+            break
         if time.monotonic() > deadline:
-            raise AssertionError(f"[your alert] {name} is {state} with every replica healthy, {settle_s:g} s after "
-                                 "the last fault: its expression holds without a fault, so it would page all the time")
+            if zeros or time.monotonic() - since < STEADY_S:
+                raise AssertionError(f"[Serve] {app}/{deployment} never stayed healthy for {STEADY_S} s: "
+                                     "its replicas kept failing or being replaced, so silence could not be checked")
+            raise AssertionError(f"[your alert] {name} is {state} with every replica healthy: its expression holds "
+                                 "without a fault, so it would page all the time")
         time.sleep(2)
     quiet_from = time.monotonic()
     while time.monotonic() - quiet_from < seconds:
