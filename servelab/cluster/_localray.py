@@ -347,7 +347,7 @@ class LocalRay:
                 print(f"  Prometheus: {self.prometheus_note}")
             return
         proc = prom.launch(self._dir, self.prometheus_port, self._node_env(),
-                           minimal_dashboard="ReportHead" not in (self.profile.dashboard_modules or ("ReportHead",)),
+                           dashboard_modules=self.profile.dashboard_modules,
                            head_metrics=f"{LOOPBACK}:{self._ports.metrics}", die_with_parent_thread=self.die_with_owner)
         self._children.append(proc)
         prom.wait_ready(self.prometheus_url, proc, self._dir / prom.LOG, timeout, show)

@@ -36,6 +36,12 @@ LOG = "prometheus.log"
 SCRAPE_INTERVAL = "5s"           # short, for lessons; Ray itself exports every 10 s
 DISCOVERY_FILE = "prom_metrics_service_discovery.json"  # ray._private.ray_constants.PROMETHEUS_SERVICE_DISCOVERY_FILE
 COURSE_RULES = Path(__file__).resolve().parent.parent / "observe" / "rules.yaml"
+PROMETHEUS_RULE_HEADER = """\
+# The course's recording rules and alerts for Ray Serve, for kube-prometheus-stack.
+# Generated from servelab/observe/rules.yaml, which the local target's Prometheus loads:
+#   python -m servelab.cluster._prometheus > manifests/monitoring/prometheus-rules.yaml
+# (tests/unit/test_prometheus_rules.py fails when the two differ).
+"""
 
 
 def choice(profile_wants: bool, profile_name: str, asked: bool | None = None) -> tuple[bool, str]:
@@ -79,8 +85,11 @@ def config(cluster_dir: Path, *, minimal_dashboard: bool, head_metrics: str) -> 
     }
 
 
-def launch(cluster_dir: Path, port: int, env: dict, *, minimal_dashboard: bool, head_metrics: str,
-           die_with_parent_thread: bool) -> subprocess.Popen:
+def launch(cluster_dir: Path, port: int, env: dict, *, dashboard_modules: tuple[str, ...] | None,
+           head_metrics: str, die_with_parent_thread: bool) -> subprocess.Popen:
+    """Start Prometheus for the cluster in `cluster_dir`. dashboard_modules: the profile's (None:
+    all); without ReportHead no discovery file is written, so only the head is scraped."""
+    minimal_dashboard = dashboard_modules is not None and "ReportHead" not in dashboard_modules
     folder = cluster_dir / FOLDER
     (folder / "rules").mkdir(parents=True, exist_ok=True)
     (folder / "prometheus.yml").write_text(yaml.safe_dump(
@@ -139,15 +148,8 @@ def prometheus_rule() -> str:
            "metadata": {"name": "servelab-serve", "namespace": "prometheus-system",
                         "labels": {"release": "prometheus"}},  # the chart's rule selector: the Helm release
            "spec": {"groups": groups}}
-    return (PROMETHEUS_RULE_HEADER + yaml.safe_dump(doc, sort_keys=False, width=1000))
+    return PROMETHEUS_RULE_HEADER + yaml.safe_dump(doc, sort_keys=False, width=1000)
 
-
-PROMETHEUS_RULE_HEADER = """\
-# The course's recording rules and alerts for Ray Serve, for kube-prometheus-stack.
-# Generated from servelab/observe/rules.yaml, which the local target's Prometheus loads:
-#   python -m servelab.cluster._prometheus > manifests/monitoring/prometheus-rules.yaml
-# (tests/unit/test_prometheus_rules.py fails when the two differ).
-"""
 
 if __name__ == "__main__":
     print(prometheus_rule(), end="")

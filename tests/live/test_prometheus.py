@@ -62,7 +62,12 @@ def test_prometheus_runs_in_the_cluster_and_finds_a_node_added_later(cluster):
     worker = f"http://127.0.0.1:{cluster.workers[-1]['ports']['metrics']}/metrics"
     wait_until(lambda: worker in {t["scrapeUrl"] for t in prom.targets() if t["health"] == "up"}, 60,
                "the new worker scraped")
-    assert {r["name"] for g in prom.rules() for r in g["rules"] if r["health"] != "ok"} == set()
+    # the course's rules, once Prometheus has evaluated them (a rule just loaded is "unknown")
+    def evaluated():
+        rules = [r for g in prom.rules() for r in g["rules"]]
+        return rules if all(r["health"] != "unknown" for r in rules) else None
+
+    assert {r["name"] for r in wait_until(evaluated, 30, "every rule evaluated") if r["health"] != "ok"} == set()
 
 
 @pytest.mark.extended  # 60 s of load; in `make test`, lesson 08 and lab 6's alert run PromQL live

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from urllib.parse import parse_qs
 
+import yaml
 from loopback_http import serving
 
 CUSTOM = re.compile(r"^/apis/ray\.io/v1/namespaces/([^/]+)/([a-z]+)(?:/([^/?]+))?$")
 CRD = re.compile(r"^/apis/apiextensions\.k8s\.io/v1/customresourcedefinitions/([^/?]+)$")
 DEPLOYMENT = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/?]+)$")
+SHIM = Path(__file__).with_name("kubectl_shim.py")  # `kubectl port-forward` that relays to a Service's localPort
 PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/?]+))?$")
 SECRET = re.compile(r"^/api/v1/namespaces/([^/]+)/secrets/([^/?]+)$")
 NO_TYPE = "the server could not find the requested resource"
@@ -93,6 +97,24 @@ class FakeAPIServer:
         config = client.Configuration()
         config.host = self.url
         return client.ApiClient(config)
+
+    def kubeconfig(self, path: Path) -> Path:
+        """A kubeconfig whose current context is this server (namespace `default`)."""
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "bridge",
+            "clusters": [{"name": "bridge", "cluster": {"server": self.url}}],
+            "users": [{"name": "learner", "user": {"token": "bridge"}}],
+            "contexts": [{"name": "bridge", "context": {"cluster": "bridge", "user": "learner",
+                                                        "namespace": "default"}}]}))
+        return path
+
+    def kubectl_bin(self, folder: Path) -> Path:
+        """A folder holding `kubectl` (the shim) to put first on PATH."""
+        folder.mkdir(parents=True, exist_ok=True)
+        script = folder / "kubectl"
+        script.write_text(f"#!/bin/sh\nexec {sys.executable} {SHIM} \"$@\"\n")
+        script.chmod(0o755)
+        return folder
 
     def calls(self, method: str | None = None) -> list[tuple[str, str, dict | None]]:
         return [r for r in self.requests if method is None or r[0] == method]

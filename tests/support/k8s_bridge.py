@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import queue
 import re
-import sys
 import threading
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from servelab.targets import local
 # them through this bridge; tests/unit/test_labs_read_both_targets.py checks what they read).
 BOTH_TARGET_LABS = ["lab3-kuberay-cluster", "lab4-rayservice-gpu"]
 SERVICE = re.compile(r"^/api/v1/namespaces/([^/]+)/services/([^/?]+)$")
-SHIM = Path(__file__).with_name("kubectl_shim.py")
 
 
 class LocalBridge(FakeAPIServer):
@@ -74,23 +72,6 @@ class LocalBridge(FakeAPIServer):
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         self.names.add(name)
         self._jobs.put((name, path))
-
-    def kubeconfig(self, path: Path) -> Path:
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "bridge",
-            "clusters": [{"name": "bridge", "cluster": {"server": self.url}}],
-            "users": [{"name": "learner", "user": {"token": "bridge"}}],
-            "contexts": [{"name": "bridge", "context": {"cluster": "bridge", "user": "learner",
-                                                        "namespace": "default"}}]}))
-        return path
-
-    def kubectl_bin(self, folder: Path) -> Path:
-        """A folder holding `kubectl` (the shim) to put first on PATH."""
-        folder.mkdir(parents=True, exist_ok=True)
-        script = folder / "kubectl"
-        script.write_text(f"#!/bin/sh\nexec {sys.executable} {SHIM} \"$@\"\n")
-        script.chmod(0o755)
-        return folder
 
     # -- what the API server answers ----------------------------------------------------
     def _clusters(self) -> list:

@@ -282,7 +282,6 @@ def test_prometheus_on_kubernetes_is_kube_prometheus_stacks_through_a_port_forwa
     stand-in API server lists the Service, and the kubectl shim relays to it."""
     import shutil
     import subprocess
-    import sys
     import time
 
     from servelab.cluster._ports import free_port
@@ -304,18 +303,10 @@ def test_prometheus_on_kubernetes_is_kube_prometheus_stacks_through_a_port_forwa
                              "spec": {"ports": [{"name": "http-web", "port": 9090, "localPort": port}]}}
             return super().route(method, path, body)
 
-    shim = Path(__file__).resolve().parents[1] / "support" / "kubectl_shim.py"
-    (tmp_path / "kubectl").write_text(f"#!/bin/sh\nexec {sys.executable} {shim} \"$@\"\n")
-    (tmp_path / "kubectl").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     try:
         with WithPrometheus() as api:
-            (tmp_path / "kubeconfig").write_text(yaml.safe_dump({
-                "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-                "clusters": [{"name": "fake", "cluster": {"server": api.url}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "learner"}}],
-                "users": [{"name": "learner", "user": {"token": "t"}}]}))
-            monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+            monkeypatch.setenv("PATH", f"{api.kubectl_bin(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}")
+            monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig(tmp_path / "kubeconfig")))
             with k8s.KubernetesTarget(namespace="ray-serving").prometheus(show=False) as prom:
                 assert prom.url != f"http://127.0.0.1:{port}"  # the forward's own port
                 deadline = time.monotonic() + 30
