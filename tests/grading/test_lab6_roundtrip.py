@@ -50,6 +50,12 @@ def healthy_or_not(rules: str) -> str:
     return replace_once(rules, ") == 0", ") >= 0")
 
 
+def no_summary(rules: str) -> str:
+    # An alert that fires at the right time and says nothing: whoever it pages starts from zero.
+    return replace_once(rules, '        annotations:\n          summary: "a Sentiment replica is down or failing its health '
+                               'checks"\n', "")
+
+
 MISTAKES = {  # name -> (how the service or the answers change, the one cell it must cost)
     # a hang is blamed on Ray, which sees a live process
     "hang-on-ray": ("answers", lambda a: answer(a, "LAYER_HANG", "Ray runtime"), "test_layers_runtime"),
@@ -62,6 +68,7 @@ MISTAKES = {  # name -> (how the service or the answers change, the one cell it 
     "two-labels": ("service", two_labels, "test_answers"),
     "never-fires": ("alert_rules", lowercase_deployment, "test_alert_fires"),
     "always-fires": ("alert_rules", healthy_or_not, "test_alert_silent"),
+    "no-summary": ("alert_rules", no_summary, "test_alert_rule"),
 }
 FULL = {"test_answers": 2.0, "test_lost_state_replaced": 3.0, "test_hang_replaced": 2.0, "test_kill_bound": 1.0,
         "test_layers_runtime": 1.0, "test_layers_application": 1.0,
