@@ -1,8 +1,9 @@
 """A NewCluster upgrade's wait (servelab.targets._local._await_switch) ends as KubeRay's would.
 
-KubeRay (controllers/ray/rayservice_controller.go, v1.7.0) moves traffic only once the pending
-cluster's applications are RUNNING; one that is DEPLOY_FAILED stays pending and the active
-cluster keeps serving. The local `up` must end with that reason instead of waiting out its
+KubeRay (controllers/ray/rayservice_controller.go, v1.7.0: getAndCheckServeStatus marks a cluster
+ready only when every application is RUNNING, and the switchover waits for that) moves traffic only
+once the pending cluster's applications are RUNNING; one that is DEPLOY_FAILED stays pending and
+the active cluster keeps serving. The local `up` must end with that reason instead of waiting out its
 timeout. The serve Service's state file is real; the pending cluster is a stand-in that answers
 Serve's REST API as a failed deploy does.
 """
