@@ -4,7 +4,9 @@ Read from kubernetes/kubernetes (plugin/pkg/auth/authorizer/rbac/rbac.go and
 pkg/apis/rbac/v1/evaluation_helpers.go): a request is allowed when any binding that names the
 subject grants a rule that matches it. A ClusterRoleBinding grants its ClusterRole everywhere;
 a RoleBinding grants its Role or ClusterRole in its own namespace only, and never on
-cluster-scoped resources. A rule matches when its verbs, apiGroups, resources and
+cluster-scoped resources, except the namespace object itself: the API server files a request
+for /api/v1/namespaces/NAME under namespace NAME (k8s.io/apiserver endpoints/request/
+requestinfo.go), so a RoleBinding in NAME may grant rights on it. A rule matches when its verbs, apiGroups, resources and
 resourceNames all do: "*" matches anything, "pods/log" names a subresource, "*/scale" a
 subresource of any resource, and an empty resourceNames any name.
 """
@@ -36,9 +38,11 @@ def _matches(rule: dict, req: Request) -> bool:
 
 def _names(subject: dict, account: tuple[str, str]) -> bool:
     namespace, name = account
-    return subject.get("kind") == "ServiceAccount" and (subject.get("namespace"), subject.get("name")) == account \
-        or subject.get("kind") == "Group" and subject.get("name") in (
-            "system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated")
+    kind, who = subject.get("kind"), subject.get("name")
+    return (kind == "ServiceAccount" and (subject.get("namespace"), who) == account
+            or kind == "User" and who == f"system:serviceaccount:{namespace}:{name}"
+            or kind == "Group" and who in ("system:serviceaccounts", f"system:serviceaccounts:{namespace}",
+                                           "system:authenticated"))
 
 
 def can_i(objects: list[dict], account: tuple[str, str], req: Request) -> bool:
@@ -51,7 +55,8 @@ def can_i(objects: list[dict], account: tuple[str, str], req: Request) -> bool:
         if not any(_names(s, account) for s in binding.get("subjects") or []):
             continue
         where = binding["metadata"].get("namespace") if binding["kind"] == "RoleBinding" else None
-        if where is not None and req.namespace != where:
+        filed_under = req.name if req.resource == "namespaces" and req.name else req.namespace
+        if where is not None and filed_under != where:
             continue  # a RoleBinding grants nothing outside its namespace, nor cluster-scoped
         ref = binding["roleRef"]
         role = roles.get((ref["kind"], where if ref["kind"] == "Role" else None, ref["name"]))

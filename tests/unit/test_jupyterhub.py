@@ -2,8 +2,9 @@
 
 No Kubernetes or helm here. The values are validated as helm validates them: merged over the
 chart's own defaults, against the chart's schema (tests/support/jupyterhub/: values.yaml and
-values.schema.yaml of jupyterhub/zero-to-jupyterhub-k8s at 48ea50e3, 2026-07-24, the schema
-without its descriptions as the chart packages it; BSD-3-Clause). The hub's hook runs as
+values.schema.yaml of jupyterhub/zero-to-jupyterhub-k8s at 48ea50e3, 2026-07-24, a little after
+chart 4.4.0, whose hub and singleuser sections are the same; the schema without its descriptions,
+as the chart packages it; BSD-3-Clause). The hub's hook runs as
 JupyterHub runs extraConfig (with `c`), and what a learner's and the hub's ServiceAccounts may
 do is answered by Kubernetes' RBAC rules (tests/support/rbac.py).
 """
@@ -86,8 +87,18 @@ def test_values_point_at_what_the_course_image_holds(values):
     assert "jupyterhub==" in dockerfile, "z2jh starts jupyterhub-singleuser: the image needs jupyterhub"
     small = next(p for p in user["profileList"] if "kubespawner_override" in p)["kubespawner_override"]
     assert small["environment"]["SERVELAB_PROFILE"] == "small"
-    # an override replaces the whole environment: the learner tools must stay on
-    assert small["environment"]["JUPYTER_CONFIG_PATH"] == user["extraEnv"]["JUPYTER_CONFIG_PATH"]
+    # an override's environment is merged into extraEnv's, so the learner tools stay on either way
+    assert small["environment"].get("JUPYTER_CONFIG_PATH", user["extraEnv"]["JUPYTER_CONFIG_PATH"]) == \
+        user["extraEnv"]["JUPYTER_CONFIG_PATH"]
+
+
+def test_learners_servers_and_the_hub_reach_each_other_across_namespaces(values):
+    # the chart's http://hub:8081 resolves only in the hub's namespace
+    assert values["hub"]["config"]["JupyterHub"]["hub_connect_url"] == f"http://hub.{HUB_NS}.svc.cluster.local:8081"
+    learners = {"namespaceSelector": {"matchExpressions": [{"key": "servelab.io/learner", "operator": "Exists"}]}}
+    assert {"from": [learners], "ports": [{"port": 8081}]} in values["hub"]["networkPolicy"]["ingress"]
+    for policy in (values["hub"]["networkPolicy"], values["proxy"]["chp"]["networkPolicy"]):
+        assert {"to": [learners], "ports": [{"port": 8888}]} in policy["egress"]
 
 
 def test_the_hook_is_a_pre_spawn_hook_and_names_real_client_calls(hook):
@@ -171,6 +182,7 @@ def test_the_hub_may_make_what_the_hook_makes_and_no_more(hook):
                                                    "cluster-admin"))
     for kubespawner_needs in ("pods", "persistentvolumeclaims"):
         assert can_i(objects, hub, Request("create", kubespawner_needs, ALICE))
+    assert not can_i(objects, hub, Request("get", "secrets", ALICE))  # KubeSpawner makes none here
     assert not can_i(objects, hub, Request("create", "clusterrolebindings", None, "rbac.authorization.k8s.io"))
     assert not can_i(objects, hub, Request("delete", "namespaces"))
     assert not can_i(objects, hub, Request("create", "rayservices", ALICE, "ray.io"))
@@ -188,6 +200,11 @@ def test_the_evaluator_reads_rbac_as_kubernetes_does():
     assert not can_i(objects, x, Request("get", "pods/log", "a"))      # a subresource is named on its own
     assert not can_i(objects, x, Request("get", "pods", "b"))          # a RoleBinding stays in its namespace
     assert not can_i(objects, ("b", "x"), Request("get", "pods", "a"))  # and names one ServiceAccount
+    # the namespace object is filed under its own name: a RoleBinding there can grant it
+    objects[0]["rules"].append({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]})
+    assert can_i(objects, x, Request("get", "namespaces", None, name="a"))
+    assert not can_i(objects, x, Request("get", "namespaces", None, name="b"))
+    assert not can_i(objects, x, Request("list", "namespaces"))
 
 
 def test_the_guide_matches_the_files_and_its_shell_parses():
@@ -199,7 +216,7 @@ def test_the_guide_matches_the_files_and_its_shell_parses():
 
     guide = (REPO / "docs" / "jupyterhub.md").read_text()
     header = (HUB / "values.yaml").read_text().split("\n\n", 1)[0]
-    assert "--version 4.4.0" in guide and "--version 4.4.0" in header  # the chart the schema is of
+    assert "--version 4.4.0" in guide and "--version 4.4.0" in header  # one chart version, said twice
     # the KubeRay that `servelab k8s install` installs, from the same chart, into the same namespace
     from servelab.targets._kubernetes import HELM_REPO_URL, helm_commands
 
