@@ -58,6 +58,7 @@ OUTCOMES = (
          ("lab4-rayservice-gpu:test_diagnosis", "lab4-rayservice-gpu:test_rollout",
           "lab6-fault-injection:test_layers_runtime",
           "lab6-fault-injection:test_lost_state_replaced", "lab6-fault-injection:test_alert_fires",
+          "lab6-fault-injection:test_replica_query", "lab6-fault-injection:test_latency_query",
           "lab7-debug-by-layer:test_diagnosis_serve",
           "lab7-debug-by-layer:test_fixed_resources", "lab7-debug-by-layer:test_fixed_vision",
           "quiz-scenarios:test_ready_after_typo",

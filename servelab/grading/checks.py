@@ -148,3 +148,85 @@ def alert_fires(cluster, inject, name: str, *, within_s: float = 60) -> float:
     raise AssertionError(f"[your alert] {name} did not fire within {within_s:g} s of the fault (it was at most "
                          f"{seen}): does its expression select the replicas' health, and is its `for:` short "
                          "enough for a series that says 0 for about 20 s?")
+
+
+# -- queries the learner writes, evaluated by the same Prometheus ------------------------------
+def _rows_for(rows: list[dict], application: str, deployment: str, query: str) -> list[dict]:
+    """The rows of one deployment: `deployment` must match, `application` too where the query kept it."""
+    mine = [r for r in rows if r["metric"].get("deployment") == deployment
+            and r["metric"].get("application", application) == application]
+    if len(mine) > 1:
+        raise AssertionError(f"[your query] {len(mine)} series for {application}/{deployment}, not one: aggregate "
+                             f"them, e.g. `sum by (deployment) (...)` (labels seen: {mine[0]['metric']})")
+    return mine
+
+
+def _run(fn, query: str):
+    from servelab.clients.prometheus import PrometheusError
+
+    try:
+        return fn(query)
+    except PrometheusError as exc:
+        raise AssertionError(f"[your query] Prometheus refused {query!r}: {exc}") from None
+
+
+def query_value(cluster, query: str, application: str, deployment: str, *, expect: float | None = None,
+                wait_s: float = 60) -> float:
+    """The value the learner's query gives now for one deployment (its series labelled
+    `deployment`, and `application` if the query kept that label). With `expect`, waits up to
+    `wait_s` for that value: Prometheus sees a change up to 15 s after Serve made it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        rows = _run(cluster.prometheus.query, query)
+        mine = _rows_for(rows, application, deployment, query)
+        if not mine:
+            seen = sorted({str(r["metric"]) for r in rows})[:3]
+            raise AssertionError(f"[your query] no series labelled deployment={deployment!r} (it gave {len(rows)}: "
+                                 f"{', '.join(seen) or 'none'}): keep the label with `by (deployment)`")
+        value = mine[0]["value"]
+        if expect is None or value == expect:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"[your query] it gives {value:g} for {application}/{deployment}, where "
+                                 f"{expect:g} is expected (checked for {wait_s:g} s)")
+        time.sleep(2)
+
+
+def query_tracks(cluster, query: str, reference: str, *, application: str, deployment: str,
+                 evidence: str, provoke, what: str, minutes: float = 5, rel_tol: float = 1e-6) -> None:
+    """The learner's query agrees with `reference` for one deployment at every 5 s step of the
+    last `minutes` (a range query, so both are evaluated by Prometheus on the same samples), and
+    that window holds the situation that tells a right query from a plausible wrong one: at
+    least one step where `evidence` is above 0. If none does yet, `provoke()` makes one (a fault,
+    some load) and the check waits for it to reach Prometheus. Returns None: a test cell that
+    ends in a number is scored with that number (nbgrader's partial credit)."""
+    prom = cluster.prometheus
+    deadline = time.monotonic() + 90
+    while True:
+        end = time.time()
+        if any(v > 0 for s in prom.series(evidence, minutes=minutes, end=end) for v in s["v"]):
+            break
+        if provoke is not None:
+            provoke()
+            provoke = None
+        elif time.monotonic() > deadline:
+            raise AssertionError(f"[Serve] {what} never showed in Prometheus, so your query could not be checked")
+        time.sleep(3)
+
+    def by_time(promql: str) -> dict[float, float]:
+        rows = _rows_for(_run(lambda q: prom.series(q, minutes=minutes, end=end), promql),
+                         application, deployment, promql)
+        return dict(zip(rows[0]["t"], rows[0]["v"])) if rows else {}
+
+    theirs, expected = by_time(query), by_time(reference)
+    if not theirs:
+        raise AssertionError(f"[your query] no series labelled deployment={deployment!r} in the last {minutes:g} "
+                             "minutes: keep the label with `by (deployment)`")
+    steps = sorted(set(theirs) | set(expected))
+    for t in steps:
+        want, got = expected.get(t, 0.0), theirs.get(t, 0.0)
+        if want != want and got != got:  # NaN both (no requests in that window): nothing to compare
+            continue
+        if not abs(got - want) <= rel_tol * max(1.0, abs(want)):
+            raise AssertionError(f"[your query] at {time.strftime('%H:%M:%S', time.localtime(t))} ({what} in the "
+                                 f"window) it gave {got:.4g} for {deployment}, where {want:.4g} was expected")

@@ -56,6 +56,19 @@ def no_summary(rules: str) -> str:
                                'checks"\n', "")
 
 
+def count_every_replica(queries: str) -> str:
+    # Counts the replicas' series, not the healthy ones: a replica that is down keeps its
+    # series at 0 for about 20 s, and still counts.
+    return replace_once(queries, 'ray_serve_deployment_replica_healthy{application="lab6"} == 1)',
+                        'ray_serve_deployment_replica_healthy{application="lab6"})')
+
+
+def quantile_without_le(queries: str) -> str:
+    # Sums the buckets by deployment only: without `le` the buckets add up to one number and
+    # histogram_quantile has no bounds to read a quantile from.
+    return replace_once(queries, "sum by (application, deployment, le)", "sum by (application, deployment)")
+
+
 MISTAKES = {  # name -> (how the service or the answers change, the one cell it must cost)
     # a hang is blamed on Ray, which sees a live process
     "hang-on-ray": ("answers", lambda a: answer(a, "LAYER_HANG", "Ray runtime"), "test_layers_runtime"),
@@ -69,10 +82,13 @@ MISTAKES = {  # name -> (how the service or the answers change, the one cell it 
     "never-fires": ("alert_rules", lowercase_deployment, "test_alert_fires"),
     "always-fires": ("alert_rules", healthy_or_not, "test_alert_silent"),
     "no-summary": ("alert_rules", no_summary, "test_alert_rule"),
+    "counts-every-replica": ("queries", count_every_replica, "test_replica_query"),
+    "quantile-without-le": ("queries", quantile_without_le, "test_latency_query"),
 }
 FULL = {"test_answers": 2.0, "test_lost_state_replaced": 3.0, "test_hang_replaced": 2.0, "test_kill_bound": 1.0,
         "test_layers_runtime": 1.0, "test_layers_application": 1.0,
-        "test_alert_rule": 1.0, "test_alert_silent": 1.0, "test_alert_fires": 2.0}
+        "test_alert_rule": 1.0, "test_alert_silent": 1.0, "test_alert_fires": 2.0,
+        "test_replica_query": 1.0, "test_latency_query": 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +103,7 @@ def wrong():
 
 
 def test_solution_full_marks_untouched_zero(graded):
-    check_extremes(graded, 14)
+    check_extremes(graded, 16)
 
 
 @pytest.mark.extended
