@@ -29,9 +29,13 @@ def lab_names(grading: Path | None = None) -> list[str]:
 
 
 def nbgrader(args: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the real nbgrader CLI of this environment in a course directory."""
+    """Run the real nbgrader CLI of this environment in a course directory. It goes when the
+    thread that started it ends: an autograde killed with its caller takes its kernels and their
+    clusters along, instead of grading on with no one to read the result."""
+    from servelab.cluster._processes import die_with_parent
+
     return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, check=check,
-                          capture_output=True, text=True, env=venv_env(env))
+                          capture_output=True, text=True, env=venv_env(env), preexec_fn=die_with_parent)
 
 
 def venv_env(extra: dict | None = None) -> dict:
