@@ -245,8 +245,11 @@ def _upgrade(current: LocalRay, doc: dict, show: bool, timeout: float, die_with_
     delay = kuberay.deletion_delay_s(doc["spec"])
     stop_stale_now = False
 
+    started: dict[str, str] = {}
+
     def register(new: LocalRay) -> None:  # KubeRay names the pending cluster as it creates it
         nonlocal stale, stop_stale_now
+        started["dir"], started["name"] = str(new.dir), objects.ray_cluster_name(new)
         _record(new, doc, generation, folder)
         with service.locked(folder) as svc:
             if stale is not None and svc.get("pending") != str(stale.dir):
@@ -259,8 +262,15 @@ def _upgrade(current: LocalRay, doc: dict, show: bool, timeout: float, die_with_
 
     pending = None
     try:
-        pending = _start(name, cluster_spec, show, timeout, die_with_owner, service_port=svc["port"],
-                         on_head=register)
+        try:
+            pending = _start(name, cluster_spec, show, timeout, die_with_owner, service_port=svc["port"],
+                             on_head=register)
+        except Failed as exc:
+            # A newer manifest replaced this cluster while its nodes were still starting, and its
+            # deletion took those nodes away: that is the reason, not the node that failed.
+            if started and service.read(folder).get("pending") != started["dir"]:
+                raise _superseded(started["name"]) from exc
+            raise
         if stale is not None and show:
             stale_name = objects.ray_cluster_name(stale)
             print(f"{name}: the pending cluster {stale_name} never took traffic and is replaced by "
@@ -286,6 +296,12 @@ def _upgrade(current: LocalRay, doc: dict, show: bool, timeout: float, die_with_
     return pending
 
 
+def _superseded(cluster_name: str) -> Failed:
+    return Failed("KubeRay", f"{cluster_name} was replaced by a newer manifest before it took traffic; "
+                  f"it is deleted after rayClusterDeletionDelaySeconds, as KubeRay deletes it",
+                  hint="the newer `up` waits for its own cluster; `servelab get rayservice` shows it")
+
+
 def _await_switch(pending: LocalRay, folder: Path, old_name: str, show: bool, timeout: float) -> None:
     """Wait until the serve Service points at `pending` (every application RUNNING, its head's
     proxy healthy); a DEPLOY_FAILED application ends the wait, and the old cluster still serves."""
@@ -297,9 +313,7 @@ def _await_switch(pending: LocalRay, folder: Path, old_name: str, show: bool, ti
         if svc.get("active") == str(pending.dir):
             return True
         if svc.get("pending") != str(pending.dir):
-            raise Failed("KubeRay", f"{new_name} was replaced by a newer manifest before it took traffic; "
-                         f"it is deleted after rayClusterDeletionDelaySeconds, as KubeRay deletes it",
-                         hint="the newer `up` waits for its own cluster; `servelab get rayservice` shows it")
+            raise _superseded(new_name)
         for app_name, app in pending.serve_api.applications().items():
             if app.get("status") == "DEPLOY_FAILED":
                 raise Failed("application code", f"the pending cluster {new_name} cannot run application "

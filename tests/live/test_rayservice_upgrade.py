@@ -151,10 +151,11 @@ def _upgrade_under_load(tmp_path):
         assert after["activeServiceStatus"]["rayClusterStatus"]["observedGeneration"] == 1  # a new object
         assert {c["type"]: c["reason"] for c in after["conditions"]} == {
             "Ready": "NonZeroServeEndpoints", "UpgradeInProgress": "NoPendingCluster"}
-        assert processes.processes_under(old_dir), "the old cluster is deleted only after the delay"
         state = service.read(folder)
         due = {d["dir"]: d["deleteAt"] for d in state["deleting"]}
         assert due[old_dir] == pytest.approx(state["switchedAt"] + DELAY_S, abs=0.5)
+        if time.time() < due[old_dir] - 1:  # (a slow machine may get here after the delay: nothing to see)
+            assert processes.processes_under(old_dir), "the old cluster is deleted only after the delay"
         assert stale_dir not in due or due[stale_dir] < due[old_dir]  # replaced first, so deleted first
         deadline = time.monotonic() + DELAY_S + 30
         while processes.processes_under(old_dir) or processes.processes_under(stale_dir):
