@@ -48,6 +48,7 @@ class Sample:
     status: int        # HTTP status; 0 when no response came back (refused, reset, timeout)
     error: str = ""
     attempts: int = 1  # more than 1 when the client retried (see `retries`)
+    retry_after_s: float = 0.0  # the service's Retry-After on a 429/503: it sheds load, come back later
 
     @property
     def ok(self) -> bool:
@@ -218,6 +219,10 @@ def run(url: str, payload: Payload | Callable[[int], Payload] = None, *,
                 done = len(samples)
             if sample.status == 0 and rate is None:
                 time.sleep(NO_ANSWER_PAUSE_S)
+            elif sample.retry_after_s and rate is None:
+                # A well-behaved client waits as long as a shedding service asks (capped, and
+                # never past the run's end) instead of resending at once.
+                time.sleep(max(0.0, min(sample.retry_after_s, MAX_RETRY_AFTER_S, deadline - time.monotonic())))
             if on_progress:
                 on_progress(done, count)
         session.close()
@@ -239,6 +244,17 @@ def run(url: str, payload: Payload | Callable[[int], Payload] = None, *,
 NO_ANSWER_PAUSE_S = 0.05
 RETRY_ON = (0, 502, 503, 504)  # no answer, or the proxy/app says "try again"
 RETRY_PAUSE_S = 0.1
+MAX_RETRY_AFTER_S = 5.0
+
+
+def _retry_after(reply: requests.Response) -> float:
+    """Retry-After in seconds (RFC 9110 delay-seconds) on a 429 or 503; 0 when absent or a date."""
+    if reply.status_code not in (429, 503):
+        return 0.0
+    try:
+        return max(0.0, float(reply.headers.get("Retry-After", "")))
+    except ValueError:
+        return 0.0
 
 
 def _send(session: requests.Session, method: str, url: str, payload: Payload,
@@ -254,9 +270,10 @@ def _send(session: requests.Session, method: str, url: str, payload: Payload,
         try:
             reply = session.request(method, url, timeout=timeout_s, **kwargs)
             status, error = reply.status_code, "" if reply.ok else reply.text[:200]
+            retry_after = _retry_after(reply)
         except requests.RequestException as exc:
-            status, error = 0, type(exc).__name__
+            status, error, retry_after = 0, type(exc).__name__, 0.0
         if status not in RETRY_ON or attempt > retries:
             break
-        time.sleep(RETRY_PAUSE_S)
-    return Sample(start - t0, time.monotonic() - start, status, error, attempt)
+        time.sleep(max(RETRY_PAUSE_S, min(retry_after, MAX_RETRY_AFTER_S)))
+    return Sample(start - t0, time.monotonic() - start, status, error, attempt, retry_after)

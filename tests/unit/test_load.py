@@ -152,3 +152,31 @@ def test_a_refused_connection_does_not_spin():
     report = load.run(f"http://127.0.0.1:{free_port()}/", {}, count=10_000, duration_s=0.5)
     assert report.statuses.keys() == {0}
     assert report.sent <= 0.5 / load.NO_ANSWER_PAUSE_S + 2   # paced, not thousands
+
+
+class Shedding(BaseHTTPRequestHandler):
+    """Sheds the first request of each client with 503 and Retry-After: 1, as Serve does
+    past max_queued_requests with backpressure_config.retry_after_s."""
+    calls = 0
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        Shedding.calls += 1
+        shed = Shedding.calls == 1
+        self.send_response(503 if shed else 200)
+        if shed:
+            self.send_header("Retry-After", "1")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_closed_loop_client_waits_as_long_as_retry_after_asks():
+    with serving(Shedding) as base:
+        report = load.run(base + "/", {}, count=3)
+    first, second = report.samples[:2]
+    assert (first.status, first.retry_after_s) == (503, 1.0) and second.status == 200
+    assert second.start_s - (first.start_s + first.latency_s) >= 0.95  # came back after a second, not at once
+    assert report.failed == 1 and report.samples[2].retry_after_s == 0.0  # a 200 asks for nothing
