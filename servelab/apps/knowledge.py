@@ -8,6 +8,9 @@ is downloaded.
 HELD_OUT is a small relevance set: questions worded the way a user would ask
 them (not copied from the notes) with the ids of the notes that answer them.
 It measures retrieval (recall@3); nothing in the retriever is tuned on it.
+TYPED is a larger, harder one (pasted errors, typos, synonyms, long symptom
+descriptions) and UNANSWERABLE holds questions no note answers; bench/retrieval.py
+measures all three.
 """
 
 DOCS = [
@@ -239,4 +242,87 @@ HELD_OUT = [
     ("which stage in my pipeline should I scale first", {"KB-054"}),
     ("my files copied into the head pod vanished after it restarted", {"KB-057"}),
     ("triton or kserve or ray serve, which to pick", {"KB-060"}),
+]
+
+# A harder set, written later and apart from the retriever: questions as people type them into
+# a support box (pasted error messages, typos, other words for the same thing, long
+# descriptions of a symptom), with the notes that answer them.
+TYPED = [
+    ("0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are available", {"KB-001"}),
+    ("hi, new to this. applied the yaml, kubectl get pods shows the head fine but the workers just sit "
+     "there Pending for ages, what did I do wrong?", {"KB-001"}),
+    ("my ray worker pod keeps getting OOMKilled, exit code 137, during big batches", {"KB-002"}),
+    ("Back-off restarting failed container ray-worker in pod", {"KB-003"}),
+    ('Failed to pull image "rayproject/ray:2.60.0-py31": manifest unknown', {"KB-004"}),
+    ("gpu machines have a taint and my ray pods wont go there", {"KB-005"}),
+    ("how do I make the gpu worker group run only on the a100 node pool", {"KB-006"}),
+    ("The node was low on resource: ephemeral-storage. Container ray-worker was using 12Gi", {"KB-007"}),
+    ("model server gets restarted by its probe before it finished loading the weights", {"KB-008", "KB-058"}),
+    ("requests vs limits whats the difference, ray sees the wrong number of cpus", {"KB-009"}),
+    ('Error creating: pods "rc-worker-x" is forbidden: exceeded quota: compute-resources', {"KB-010"}),
+    ("helm instal kuberay operater", {"KB-011"}),
+    ("what do minReplicas and maxReplicas mean in workerGroupSpecs", {"KB-012"}),
+    ("my rayservice has not been ready for twenty minutes and I can't tell why", {"KB-013"}),
+    ("roll out a new image for the rayservice without dropping traffic", {"KB-014"}),
+    ("version mismatch: the cluster runs ray 2.59 but the worker has 2.60", {"KB-015", "KB-019"}),
+    ("kuberay isnt doing anything with my custom resource, where do I see what it thinks", {"KB-016"}),
+    ("deleting the raycluster hangs, pods stuck terminating", {"KB-017"}),
+    ("how do I open the ray dashboard from my laptop when the cluster is remote", {"KB-018", "KB-042"}),
+    ("workers time out connecting to head-svc:6379", {"KB-019"}),
+    ("Spilled 3400 MiB, 12 objects, write throughput 80 MiB/s, everything got slow", {"KB-020"}),
+    ("the head pod was deleted and every serve app went down, can it survive that", {"KB-021"}),
+    ("I set num_cpus=0.5 but the task uses 2 cores, is ray not enforcing it?", {"KB-022"}),
+    ("Warning: The following resource request cannot be scheduled right now: {'GPU': 4.0}", {"KB-023", "KB-051"}),
+    ("where are the raylet logs on the node", {"KB-024"}),
+    ("Task was killed due to the node running low on memory. Memory on the node was 28GB", {"KB-025"}),
+    ("after changing the config the app says DEPLOY_FAILED with a traceback", {"KB-026", "KB-013"}),
+    ("ModuleNotFoundError: No module named 'myapp' when serve imports my application",
+     {"KB-026", "KB-027", "KB-057"}),
+    ("import path is module colon something? what goes after the colon", {"KB-027"}),
+    ("curl localhost:8000/api says 404 not found but the app is running", {"KB-028"}),
+    ("what is max_ongoing_requests for, requests pile up somewhere", {"KB-029"}),
+    ("I renamed a field in the serve config and nothing changed, no error at all", {"KB-030"}),
+    ("how do deployments talk to each other, passing one into another with .bind()", {"KB-031"}),
+    ("504 Gateway Timeout from the serve endpoint under load", {"KB-032"}),
+    ("HTTP 503 Service Unavailable right after deploying", {"KB-033"}),
+    ("so we shipped the rag service yesterday and since the morning spike users see 'service unavailable' "
+     "now and then, pods look fine and nothing restarted, what is going on", {"KB-033", "KB-032"}),
+    ("handle.remote() in my notebook raises, the app is not up yet", {"KB-034"}),
+    ("OSError: [Errno 98] Address already in use when serve starts", {"KB-035"}),
+    ("tweak a threshold on live replicas without redeploying", {"KB-036"}),
+    ("replica unhealthy, check_health keeps raising and it gets replaced over and over", {"KB-037"}),
+    ("which url should my load balancer poll to know serve is alive", {"KB-038", "KB-058"}),
+    ("how to get serve request metrics into prometheus", {"KB-039"}),
+    ("one request takes 3 s, which stage of the pipeline is slow", {"KB-040", "KB-054"}),
+    ("where can I see why my replicas died yesterday", {"KB-041"}),
+    ("dashbord not loading on 8265 conection refused", {"KB-042"}),
+    ("target_num_ongoing_requests_per_replica doesnt seem to do anything", {"KB-043", "KB-030"}),
+    ("should the target for ongoing requests be high or low, latency versus cost", {"KB-044"}),
+    ("replicas go up and down every few seconds, flapping", {"KB-045"}),
+    ("serve wants more replicas but no new worker pods ever appear", {"KB-046"}),
+    ("the gpu worker stays around for hours after traffic stopped, costing money", {"KB-047"}),
+    ("can a deployment go down to zero replicas at night", {"KB-048"}),
+    ("nvidia-smi works on the node but torch.cuda.is_available() is False in the replica", {"KB-049"}),
+    ("run 4 small models on one graphics card", {"KB-050"}),
+    ("replica with num_gpus 2 never starts, the workers have 1 gpu each", {"KB-051"}),
+    ("RuntimeError: CUDA error: out of memory. Tried to allocate 2.00 GiB", {"KB-052"}),
+    ("group several requests together so the model runs once for many inputs", {"KB-053"}),
+    ("pipeline throughput is bad, which stage do i scale", {"KB-054"}),
+    ("first request after scaling up is really slow while weights load", {"KB-055"}),
+    ("someone posted a 50MB json and the replica choked on it", {"KB-056"}),
+    ("I kubectl cp'd my code into the head pod and it was gone after a restart", {"KB-057"}),
+    ("docker HEALTHCHECK keeps restarting my model container before it is ready", {"KB-058", "KB-008"}),
+    ("how much RAM should each replica declare so ray doesnt overpack the nodes", {"KB-059"}),
+    ("should we use triton or kserve or ray serve for our models", {"KB-060"}),
+]
+
+# Questions no note answers: a retriever should say it found nothing rather than offer the
+# closest unrelated notes.
+UNANSWERABLE = [
+    "how do I reset my password for the company VPN",
+    "what is the best pizza place near the office",
+    "how to configure kafka consumer group rebalancing",
+    "convert a pandas dataframe to parquet with snappy compression",
+    "terraform state lock stuck on the s3 backend",
+    "how to center a div in css",
 ]
