@@ -70,6 +70,7 @@ def serve_change_during_upgrade(tmp_path, folder, stale_dir):
                       cpu_workers=2), show=False, timeout=240)
 
 
+@pytest.mark.extended  # about 3 minutes under load; lesson 06 runs a NewCluster upgrade in make test
 def test_three_kinds_of_update_under_load_fail_no_request(tmp_path):
     try:
         _upgrade_under_load(tmp_path)

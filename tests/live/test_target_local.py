@@ -185,6 +185,7 @@ def test_upgrade_strategy_none_leaves_the_cluster_alone(service, tmp_path, capsy
     assert "upgradeStrategy.type is None" in capsys.readouterr().out
 
 
+@pytest.mark.extended  # 50 s; make test keeps a NewCluster upgrade live in lesson 06 under nbval
 def test_a_pod_template_change_replaced_when_asked(service, tmp_path, capsys):
     # KubeRay's NewCluster upgrade (a pending cluster) is tested under load in
     # test_rayservice_upgrade.py; upgrade="replace" is the local target's choice for small machines
@@ -253,6 +254,7 @@ def test_a_raycluster_is_not_ready_while_its_workers_start(tmp_path):
         local.down("startup-watch")
 
 
+@pytest.mark.extended  # 80 s of pods re-created one by one
 def test_a_raycluster_template_change_reaches_only_the_pods_made_after_it(tmp_path, capsys):
     # raycluster_controller.go (v1.7.0): without upgradeStrategy Recreate, shouldRecreatePodsForUpgrade
     # is false, so running pods stay; reconcilePods makes the missing ones with createWorkerPodWithIndex
