@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_section  # noqa: E402
+from retrieval import quality  # noqa: E402
 
 from servelab import LocalRay  # noqa: E402
 from servelab.apps.knowledge import HELD_OUT  # noqa: E402
@@ -45,17 +46,6 @@ def config(max_batch_size: int, shed: bool = False) -> dict:
         "deployments": [{"name": "Reranker",
                          "user_config": {"max_batch_size": max_batch_size, "batch_wait_timeout_s": 0.01}},
                         *([INGRESS_LIMITS] if shed else [])]}]}
-
-
-def retrieval_quality(pipeline: InProcessPipeline) -> dict:
-    r1 = r3 = rr = 0.0
-    for question, relevant in HELD_OUT:
-        ids = [c["id"] for c in pipeline.ask(question, 10)["contexts"]]
-        r1 += bool(set(ids[:1]) & relevant)
-        r3 += bool(set(ids[:3]) & relevant)
-        rr += next((1 / (i + 1) for i, d in enumerate(ids) if d in relevant), 0)
-    n = len(HELD_OUT)
-    return {"recall@1": r1 / n, "recall@3": r3 / n, "mrr": rr / n, "questions": n}
 
 
 def in_process(pipeline: InProcessPipeline, clients: int) -> dict:
@@ -120,7 +110,7 @@ def reconfigure(cluster: LocalRay, max_batch_size: int) -> None:
 
 def run() -> dict:
     pipeline = InProcessPipeline()
-    quality = retrieval_quality(pipeline)
+    held_out = quality(pipeline, HELD_OUT)
     local = {c: in_process(pipeline, c) for c in CLIENTS}
 
     cluster = LocalRay("bench-rag", num_cpus=4).start(show=False)
@@ -192,15 +182,15 @@ collapses, but each shed request still costs the proxy a routing attempt on the 
 cores, so the rejections themselves slow down as clients multiply: tuning the limits (and
 what makes Serve's routing back off on a saturated machine) is the next step.
 
-Retrieval on {quality['questions']} held-out questions: recall@1 {quality['recall@1']:.2f},
-**recall@3 {quality['recall@3']:.2f}**, MRR {quality['mrr']:.2f}.
+Retrieval on {held_out['questions']} held-out questions: recall@1 {held_out['recall@1']:.2f},
+**recall@3 {held_out['recall@3']:.2f}**, MRR {held_out['mrr']:.2f}.
 
 On 2 cores every hop (proxy, ingress, four stages) competes for the same CPUs, so the
 served pipeline is slower than the in-process one; what it buys is per-stage scaling,
 placement on GPU nodes and fault isolation, which the later lessons measure.
 """
     write_section("rag_throughput", "RAG pipeline: throughput, cost of distribution, batching", body)
-    return {"recall@3": quality["recall@3"], "serve_rps": {c: round(remote[c]["rps"], 1) for c in CLIENTS},
+    return {"recall@3": held_out["recall@3"], "serve_rps": {c: round(remote[c]["rps"], 1) for c in CLIENTS},
             "local_rps": {c: round(local[c]["rps"], 1) for c in CLIENTS},
             "stage_batching_x": round(stage_batched / stage_single, 2),
             "bounded_rps": {c: round(bounded[c]["rps"], 1) for c in SHED_CLIENTS},
