@@ -151,7 +151,7 @@ def alert_fires(cluster, inject, name: str, *, within_s: float = 60) -> float:
 
 
 # -- queries the learner writes, evaluated by the same Prometheus ------------------------------
-def _rows_for(rows: list[dict], application: str, deployment: str, query: str) -> list[dict]:
+def _rows_for(rows: list[dict], application: str, deployment: str) -> list[dict]:
     """The rows of one deployment: `deployment` must match, `application` too where the query kept it."""
     mine = [r for r in rows if r["metric"].get("deployment") == deployment
             and r["metric"].get("application", application) == application]
@@ -161,7 +161,8 @@ def _rows_for(rows: list[dict], application: str, deployment: str, query: str) -
     return mine
 
 
-def _run(fn, query: str):
+def _promql(fn, query: str):
+    """fn(query), with Prometheus refusing the learner's query as a failed check that says why."""
     from servelab.clients.prometheus import PrometheusError
 
     try:
@@ -177,8 +178,8 @@ def query_value(cluster, query: str, application: str, deployment: str, *, expec
     `wait_s` for that value: Prometheus sees a change up to 15 s after Serve made it."""
     deadline = time.monotonic() + wait_s
     while True:
-        rows = _run(cluster.prometheus.query, query)
-        mine = _rows_for(rows, application, deployment, query)
+        rows = _promql(cluster.prometheus.query, query)
+        mine = _rows_for(rows, application, deployment)
         if not mine:
             seen = sorted({str(r["metric"]) for r in rows})[:3]
             raise AssertionError(f"[your query] no series labelled deployment={deployment!r} (it gave {len(rows)}: "
@@ -214,8 +215,8 @@ def query_tracks(cluster, query: str, reference: str, *, application: str, deplo
         time.sleep(3)
 
     def by_time(promql: str) -> dict[float, float]:
-        rows = _rows_for(_run(lambda q: prom.series(q, minutes=minutes, end=end), promql),
-                         application, deployment, promql)
+        rows = _rows_for(_promql(lambda q: prom.series(q, minutes=minutes, end=end), promql),
+                         application, deployment)
         return dict(zip(rows[0]["t"], rows[0]["v"])) if rows else {}
 
     theirs, expected = by_time(query), by_time(reference)
