@@ -45,3 +45,13 @@ def test_a_deploying_application_keeps_the_wait_going(tmp_path):
     service.write(tmp_path, {"active": str(tmp_path / "old"), "pending": str(pending.dir)})
     with pytest.raises(ServelabError, match="serve Service switches"):
         _await_switch(pending, tmp_path, "rag-abcde", show=False, timeout=1)
+
+
+def test_a_pending_cluster_replaced_by_a_newer_manifest_ends_the_wait_saying_so(tmp_path):
+    # KubeRay compares a new spec with the *pending* cluster's (rayservice_controller.go,
+    # shouldPrepareNewCluster) and prepares another: the first pending cluster never takes traffic.
+    pending = pending_cluster(tmp_path, {"rag": {"status": "DEPLOYING"}})
+    service.write(tmp_path, {"active": str(tmp_path / "old"), "pending": str(tmp_path / "newer")})
+    with pytest.raises(ServelabError, match="replaced by a newer manifest") as raised:
+        _await_switch(pending, tmp_path, "rag-abcde", show=False, timeout=30)
+    assert raised.value.layer == "KubeRay"
