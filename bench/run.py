@@ -17,6 +17,8 @@ os.environ.setdefault("SERVELAB_TMPDIR", tempfile.mkdtemp(prefix="b", dir="/tmp"
 import autograde  # noqa: E402
 import fault_recovery  # noqa: E402
 import gpu_rayservice  # noqa: E402
+import grading_breakdown  # noqa: E402
+import grading_ray  # noqa: E402
 import grading_throughput  # noqa: E402
 import lab1_startup  # noqa: E402
 import lab_launch  # noqa: E402
@@ -26,7 +28,9 @@ import rayservice_upgrade  # noqa: E402
 import retrieval  # noqa: E402
 import stack_memory  # noqa: E402
 
-BENCHES = (("lab1 startup", lab1_startup), ("lab1 autograde", autograde), ("grading throughput", grading_throughput), ("GPU RayService", gpu_rayservice),
+BENCHES = (("lab1 startup", lab1_startup), ("lab1 autograde", autograde), ("grading throughput", grading_throughput),
+           ("grading on Ray", grading_ray), ("grading breakdown", grading_breakdown),
+           ("GPU RayService", gpu_rayservice),
            ("RAG retrieval", retrieval), ("RAG throughput", rag_throughput), ("fault recovery", fault_recovery),
            ("RayService upgrade under load", rayservice_upgrade),
            ("make lab to usable JupyterLab", lab_launch), ("stack memory on lab 4", stack_memory),

@@ -6,8 +6,9 @@
 #   docker build -f docker/course.Dockerfile -t servelab-course .
 FROM python:3.11-slim
 
-# prometheus: the Prometheus beside each local cluster (lesson 08), with promtool
-RUN apt-get update && apt-get install -y --no-install-recommends make prometheus \
+# prometheus: the Prometheus beside each local cluster (lesson 08), with promtool; bubblewrap:
+# the grading sandbox, where the container may create user namespaces (docs/grading-on-ray.md)
+RUN apt-get update && apt-get install -y --no-install-recommends make prometheus bubblewrap \
  && rm -rf /var/lib/apt/lists/*
 # kubectl, for the Kubernetes track (port-forwards to Serve and the dashboard, `kubectl exec`):
 # Debian's bookworm has none, so from the Kubernetes project's signed apt repository. Keep its

@@ -287,7 +287,7 @@ def cmd_grade(args) -> int:
 
     try:
         results = autograde.grade(Path(args.course), args.lab, force=args.force, limit_s=args.limit,
-                                  workers=args.workers, use_sandbox=args.sandbox)
+                                  workers=args.workers, use_sandbox=args.sandbox, ray_address=args.ray)
     except autograde.GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -641,6 +641,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="submissions graded at once (default: one per core and per 4 GiB free)")
     grade.add_argument("--sandbox", action=argparse.BooleanOptionalAction, default=None,
                        help="run kernels under bwrap (default: when bwrap works here)")
+    grade.add_argument("--ray", metavar="ADDRESS", default=None,
+                       help="grade on the Ray cluster at ADDRESS (e.g. auto in a RayJob, or 127.0.0.1:PORT after "
+                            "`eval \"$(servelab env --shell)\"`): one task per submission, recorded here")
     grade.set_defaults(func=cmd_grade)
 
     return parser

@@ -12,7 +12,8 @@ interrupted batch resumes where it stopped.
 
 Each kernel runs in a bubblewrap sandbox (sandbox.py) on Serve and dashboard ports
 the grader picked, and every graded test cell that passes in the kernel is run again
-from outside it (crosscheck.py). Several students are graded at once (`workers`).
+from outside it (crosscheck.py). Several students are graded at once (`workers`), or each as
+a Ray task on a cluster (`ray_address`, _raygrade.py).
 """
 
 from __future__ import annotations
@@ -101,10 +102,19 @@ def _graded_already(course: Path, lab: str) -> set[str]:
                 gb.find_submission(lab, student.id)
             except MissingEntry:
                 continue
-            if (course / "autograded" / student.id / lab).is_dir():
+            # nbgrader writes the graded notebooks last: a folder without them is a run that
+            # was killed mid-way (its submission row is made when grading starts).
+            graded = course / "autograded" / student.id / lab
+            submitted = {p.name for p in (course / "submitted" / student.id / lab).glob("*.ipynb")}
+            if submitted and submitted <= {p.name for p in graded.glob("*.ipynb")}:
                 done.add(student.id)
     return done
 
+
+# Labs whose graded checks query the Prometheus beside the learner's cluster. For every other lab
+# the grader asks for none (SERVELAB_PROMETHEUS=off): starting and scraping it costs each
+# submission CPU on a busy machine and protects nothing (BENCHMARKS.md, grading breakdown).
+PROMETHEUS_LABS = frozenset({"lab6-fault-injection"})
 
 # Labs whose graded checks measure time (autoscaling under load, batching speed-up, fault
 # recovery): a submission's cluster and its load generator need about two cores to
@@ -139,7 +149,10 @@ class GradingRun:
     Ray's socket paths), the sandboxed kernelspec, nbgrader config selecting it and the
     cross-checking executor, and distinct ports for each submission."""
 
-    def __init__(self, course: Path, use_sandbox: bool = True, memory_bytes: int = 6 * 1024**3):
+    def __init__(self, course: Path, use_sandbox: bool = True, memory_bytes: int = 6 * 1024**3,
+                 inside_ray: bool = False, lab: str = ""):
+        self.prometheus = lab in PROMETHEUS_LABS or not lab  # no lab named: leave it to the profile
+        self.inside_ray = inside_ray  # a task of `grade --ray` (_raygrade.py): leave its cluster behind
         self.root = Path(tempfile.mkdtemp(prefix="slg", dir="/tmp"))
         self.sandboxed = use_sandbox
         self.cgroups = sandbox.cgroup_parent(self.root.name) if use_sandbox else ""
@@ -183,6 +196,14 @@ class GradingRun:
             "JUPYTER_CONFIG_PATH": os.pathsep.join(filter(None, [str(self.root / "config"),
                                                                  os.environ.get("JUPYTER_CONFIG_PATH")])),
         })
+        if not self.prometheus:
+            from servelab.cluster._prometheus import ENV as PROMETHEUS_ENV
+
+            env[PROMETHEUS_ENV] = "off"
+        if self.inside_ray:
+            from servelab.grading._raygrade import without_grading_cluster
+
+            env = without_grading_cluster(env)
         return env, scratch
 
     def close(self) -> None:
@@ -276,12 +297,15 @@ def _isolation(use_sandbox: bool | None) -> bool:
 
 
 def grade(course: Path, lab: str, *, force: bool = False, limit_s: float = DEFAULT_LIMIT_S,
-          workers: int | None = None, use_sandbox: bool | None = None, show: bool = True) -> list[Graded]:
-    """Autograde every submission of `lab` in `course`; write feedback, grades.csv and
-    summary-<lab>.csv; return one Graded per student."""
+          workers: int | None = None, use_sandbox: bool | None = None, ray_address: str | None = None,
+          show: bool = True) -> list[Graded]:
+    """Autograde every submission of `lab` in `course` (here, or as Ray tasks on the cluster at
+    `ray_address`: _raygrade.py); write feedback, grades.csv and summary-<lab>.csv; return one
+    Graded per student."""
     course = Path(course).resolve()
     _check_course(course, lab)
-    sandboxed = _isolation(use_sandbox)
+    # On Ray each node decides whether it can sandbox (None: if bwrap works there).
+    sandboxed = use_sandbox if ray_address else _isolation(use_sandbox)
     workers = workers or default_workers(lab)
     if not (course / "release" / lab).is_dir():
         nbgrader(["generate_assignment", lab], cwd=course)
@@ -305,16 +329,23 @@ def grade(course: Path, lab: str, *, force: bool = False, limit_s: float = DEFAU
         if show:
             print(f"{student}: done in {results[student].seconds:.0f} s", flush=True)
 
-    run = GradingRun(course, use_sandbox=sandboxed)
-    if show:
-        memory = "and a memory cgroup" if run.cgroups else "(no cgroup for a memory limit here)"
-        print(f"grading {len(todo)} submission(s) of {lab}, {workers} at a time; kernels "
-              + (f"sandboxed by bwrap {memory}" if sandboxed else "NOT sandboxed"), flush=True)
-    try:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(one, todo))
-    finally:
-        run.close()
+    if ray_address:
+        from servelab.grading import _raygrade
+
+        for student, (seconds, error) in _raygrade.run(course, lab, todo, ray_address, limit_s=limit_s,
+                                                       use_sandbox=sandboxed, show=show).items():
+            results[student].seconds, results[student].error = seconds, error
+    else:
+        run = GradingRun(course, use_sandbox=sandboxed, lab=lab)
+        if show:
+            memory = "and a memory cgroup" if run.cgroups else "(no cgroup for a memory limit here)"
+            print(f"grading {len(todo)} submission(s) of {lab}, {workers} at a time; kernels "
+                  + (f"sandboxed by bwrap {memory}" if sandboxed else "NOT sandboxed"), flush=True)
+        try:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(one, todo))
+        finally:
+            run.close()
     _scores(course, lab, results)
     for result in results.values():
         if result.score is None and not result.error:

@@ -36,6 +36,7 @@ import importlib
 import io
 import json
 import os
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,6 +232,28 @@ def _literal(reply_value: dict, workdir: Path) -> object:
     return ast.literal_eval(text)
 
 
+TIMINGS_ENV = "SERVELAB_GRADE_TIMINGS"  # a file to append where a grading's time goes (bench/)
+
+
+class _Timings:
+    """Where one execution's time goes, appended as JSON lines to $SERVELAB_GRADE_TIMINGS when
+    it is set (bench/grading_breakdown.py reads them); nothing is written otherwise."""
+
+    def __init__(self):
+        self.path = os.environ.get(TIMINGS_ENV)
+        self.mark = time.monotonic()
+
+    def add(self, what: str, seconds: float, **detail) -> None:
+        if self.path:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"what": what, "seconds": round(seconds, 3), **detail}) + "\n")
+
+    def lap(self, what: str, **detail) -> None:
+        now = time.monotonic()
+        self.add(what, now - self.mark, **detail)
+        self.mark = now
+
+
 class CrossCheckedExecute(Execute):
     """nbgrader's Execute, plus a second run of each passing graded test cell outside the
     kernel, and a graded zero rather than a crash when the kernel dies."""
@@ -239,9 +262,25 @@ class CrossCheckedExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         self._dead = ""
-        return super().preprocess(nb, resources, km)
+        self._timings = _Timings()
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            self._timings.lap("kernel shutdown")  # after the last cell, until the kernel is gone
 
     def preprocess_cell(self, cell, resources, index):
+        if index == 0:
+            self._timings.lap("kernel start")
+        try:
+            return self._preprocess_cell(cell, resources, index)
+        finally:
+            if cell.cell_type == "code":
+                meta = cell.metadata.get("nbgrader", {})
+                self._timings.lap("cell", index=index, grade_id=meta.get("grade_id", ""),
+                                  graded=bool(meta.get("grade") and not meta.get("solution")),
+                                  first_line=cell.source.strip().splitlines()[0][:80] if cell.source.strip() else "")
+
+    def _preprocess_cell(self, cell, resources, index):
         if self._dead:
             if cell.cell_type == "code":
                 self._fail(cell, f"not run: the kernel died earlier ({self._dead})")
@@ -275,7 +314,9 @@ class CrossCheckedExecute(Execute):
             data = await self._fetch(names)
         except ValueError as exc:
             return self._fail(cell, f"the grader could not read the kernel's values: {exc}")
+        started = time.monotonic()
         problem = await asyncio.wait_for(asyncio.to_thread(run_outside, cell.source, data, ends), TIMEOUT_S)
+        self._timings.add("cross-check", time.monotonic() - started, grade_id=grade_id)
         if problem:
             self._fail(cell, f"it passed inside your kernel but failed when the grader ran it "
                              f"against your live service from outside: {problem}")

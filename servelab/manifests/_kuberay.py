@@ -83,6 +83,8 @@ def validate(doc: dict) -> list[Finding]:
         out += _cluster(spec, "spec")
     elif kind == "RayService":
         out += _service(spec)
+    else:
+        out += _job(spec)
     return out
 
 
@@ -262,6 +264,44 @@ def _service(spec: dict) -> list[Finding]:
     if config is not None and isinstance(cluster, dict) and isinstance(cluster.get("headGroupSpec"), dict):
         out += _scheduling(config, cluster)
         out += _code_not_in_image(config, cluster)
+    return out
+
+
+SUBMISSION_MODES = ("K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode")
+
+
+def _job(spec: dict) -> list[Finding]:
+    """What KubeRay's ValidateRayJobSpec (controllers/ray/utils/validation.go, v1.7.0) refuses,
+    plus the cluster it would create checked as any RayCluster."""
+    out = []
+    mode = spec.get("submissionMode", "K8sJobMode")
+    if mode not in SUBMISSION_MODES:
+        out.append(Finding("error", "spec.submissionMode", f"'{mode}' is not a KubeRay submission mode",
+                           f"use one of {', '.join(SUBMISSION_MODES)} (or leave it out: K8sJobMode)"))
+    selector = spec.get("clusterSelector")
+    cluster = spec.get("rayClusterSpec")
+    if cluster is None and not selector:
+        out.append(Finding("error", "spec.rayClusterSpec", "missing, and no clusterSelector either",
+                           "give the cluster to create for the job, or clusterSelector naming a running one"))
+    elif isinstance(cluster, dict):
+        out += _cluster(cluster, "spec.rayClusterSpec")
+    if spec.get("suspend") and not spec.get("shutdownAfterJobFinishes"):
+        out.append(Finding("error", "spec.suspend", "a RayJob may be suspended only if shutdownAfterJobFinishes is true",
+                           "set shutdownAfterJobFinishes: true, or drop suspend"))
+    for key, least, rule in (("ttlSecondsAfterFinished", 0, "zero or more"), ("backoffLimit", 0, "zero or more"),
+                             ("activeDeadlineSeconds", 1, "a positive number of seconds"),
+                             ("preRunningDeadlineSeconds", 1, "a positive number of seconds")):
+        value = spec.get(key)
+        if value is not None and (not _is_int(value) or value < least):
+            out.append(Finding("error", f"spec.{key}", f"{value!r} is not {rule}", f"write {rule}, unquoted"))
+    if spec.get("ttlSecondsAfterFinished") and not spec.get("shutdownAfterJobFinishes"):
+        out.append(Finding("error", "spec.ttlSecondsAfterFinished",
+                           "KubeRay refuses a TTL when shutdownAfterJobFinishes is false (the cluster is kept)",
+                           "set shutdownAfterJobFinishes: true for the cluster to go this many seconds after the job"))
+    if not spec.get("entrypoint") and mode != "InteractiveMode":
+        # KubeRay accepts it; its submitter would then submit nothing that runs.
+        out.append(Finding("warning", "spec.entrypoint", "missing: the job would run nothing",
+                           "give the command the head runs, e.g. python my_script.py"))
     return out
 
 
