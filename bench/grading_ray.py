@@ -52,11 +52,11 @@ def _full_marks(course: Path) -> None:
     assert len(rows) == SUBMISSIONS and all(r["score"] and r["score"] == r["max_score"] for r in rows), rows
 
 
-def serial() -> float:
+def serial(workers: int = 1) -> float:
     course = _course()
     try:
         start = time.perf_counter()
-        autograde.grade(course, LAB, workers=1, show=False)
+        autograde.grade(course, LAB, workers=workers, show=False)
         elapsed = time.perf_counter() - start
         _full_marks(course)
         return elapsed
@@ -82,6 +82,8 @@ def on_ray(cluster: LocalRay) -> float:
 def run() -> dict:
     base = serial()
     print(f"  here, 1 worker: {base:.0f} s for {SUBMISSIONS}", flush=True)
+    pair = serial(workers=2)
+    print(f"  here, 2 workers: {pair:.0f} s for {SUBMISSIONS}", flush=True)
     with LocalRay("bench-grading", num_cpus=0, prometheus=False) as cluster:
         cluster.add_worker(num_cpus=1, memory=7 * 1024**3, show=False)
         one = on_ray(cluster)
@@ -89,7 +91,8 @@ def run() -> dict:
         cluster.add_worker(num_cpus=1, memory=7 * 1024**3, show=False)
         two = on_ray(cluster)
         print(f"  Ray, 2 grading nodes: {two:.0f} s", flush=True)
-    per = {"serial": base / SUBMISSIONS, "one": one / SUBMISSIONS, "two": two / SUBMISSIONS}
+    per = {"serial": base / SUBMISSIONS, "pair": pair / SUBMISSIONS, "one": one / SUBMISSIONS,
+           "two": two / SUBMISSIONS}
     body = f"""
 {SUBMISSIONS} solution submissions of lab 2, sandboxed and cross-checked, full marks required, each
 batch in a fresh course. "Ray" is `servelab grade --ray` on a local grading cluster (a head
@@ -101,13 +104,15 @@ clusters: the 2-node row shows work spread over nodes, not more hardware.
 | run | seconds per submission | submissions per hour |
 |---|---|---|
 | here, 1 worker (baseline) | {per["serial"]:.0f} | {3600 / per["serial"]:.0f} |
+| here, 2 workers | {per["pair"]:.0f} | {3600 / per["pair"]:.0f} |
 | Ray, 1 grading node | {per["one"]:.0f} | {3600 / per["one"]:.0f} |
 | Ray, 2 grading nodes | {per["two"]:.0f} | {3600 / per["two"]:.0f} |
 | **ratio** Ray 1 node / here 1 worker (what Ray adds per submission) | **{one / base:.2f}×** | |
 | **ratio** Ray 1 node / Ray 2 nodes | **{one / two:.2f}×** | |
+| **ratio** Ray 2 nodes / here 2 workers | **{two / pair:.2f}×** | |
 """
     write_section("grading-ray", "Grading lab 2 on Ray: 1 and 2 grading nodes against here", body)
-    return {"serial_s": base, "ray1_s": one, "ray2_s": two}
+    return {"serial_s": base, "serial2_s": pair, "ray1_s": one, "ray2_s": two}
 
 
 if __name__ == "__main__":

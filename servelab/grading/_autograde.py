@@ -116,6 +116,8 @@ def _graded_already(course: Path, lab: str) -> set[str]:
 # submission CPU on a busy machine and protects nothing (BENCHMARKS.md, grading breakdown).
 PROMETHEUS_LABS = frozenset({"lab6-fault-injection"})
 
+METRICS_INTERVAL_ENV, METRICS_INTERVAL_MS = "RAY_metrics_report_interval_ms", 1000  # Ray's system config
+
 # Labs whose graded checks measure time (autoscaling under load, batching speed-up, fault
 # recovery): a submission's cluster and its load generator need about two cores to
 # themselves, or a neighbour's start-up decides its score.
@@ -196,14 +198,17 @@ class GradingRun:
             "JUPYTER_CONFIG_PATH": os.pathsep.join(filter(None, [str(self.root / "config"),
                                                                  os.environ.get("JUPYTER_CONFIG_PATH")])),
         })
-        if not self.prometheus:
-            from servelab.cluster._prometheus import ENV as PROMETHEUS_ENV
-
-            env[PROMETHEUS_ENV] = "off"
         if self.inside_ray:
             from servelab.grading._raygrade import without_grading_cluster
 
             env = without_grading_cluster(env)
+        # Checks that read Serve's counters wait for Ray's next metrics export: every 10 s by
+        # default, every second on a graded cluster (a wait, not a safeguard).
+        env[METRICS_INTERVAL_ENV] = str(METRICS_INTERVAL_MS)
+        if not self.prometheus:
+            from servelab.cluster._prometheus import ENV as PROMETHEUS_ENV
+
+            env[PROMETHEUS_ENV] = "off"
         return env, scratch
 
     def close(self) -> None:

@@ -57,7 +57,9 @@ def serial(course):
 
 @pytest.fixture(scope="module")
 def grading_cluster(request):
-    cluster = start_for_fixture(request, num_cpus=0, prometheus=False)
+    # The small profile: its worker nodes' stand-in agents go with their raylet, where Ray's own
+    # wait about 30 s for it on a stop; the tasks leave the profile behind (without_grading_cluster).
+    cluster = start_for_fixture(request, num_cpus=0, prometheus=False, profile="small")
     for _ in range(2):
         cluster.add_worker(num_cpus=1, memory=7 * 1024**3, show=False)
     return cluster
