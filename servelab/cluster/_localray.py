@@ -25,6 +25,7 @@ kernel does not leave a cluster behind.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -460,7 +461,14 @@ class LocalRay:
                 pass
         if self._owner_alive():
             os.kill(self.owner_pid, signal.SIGTERM)  # stops its children, raylet first
-        left = processes.wait_gone(str(self._dir), timeout)
+        left = processes.wait_gone(str(self._dir), min(timeout, 5))
+        if left:
+            # A worker node's own dashboard and runtime-env agents (Ray's, not the stand-ins) wait
+            # about 30 s for their raylet before they notice it is gone; asked directly, they go.
+            for proc in left:
+                with contextlib.suppress(psutil.Error):
+                    proc.terminate()
+            left = processes.wait_gone(str(self._dir), max(timeout - 5, 1))
         if left:  # did not go quietly: the pids are ours, so no mercy
             processes.kill_all(left)
             left = processes.wait_gone(str(self._dir), 10)
