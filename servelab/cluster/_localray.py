@@ -464,11 +464,12 @@ class LocalRay:
         left = processes.wait_gone(str(self._dir), min(timeout, 5))
         if left:
             # A worker node's own dashboard and runtime-env agents (Ray's, not the stand-ins) wait
-            # about 30 s for their raylet before they notice it is gone; asked directly, they go.
+            # about 30 s for their gone raylet and ignore SIGTERM meanwhile: a short last word,
+            # then the SIGKILL below, not the whole timeout.
             for proc in left:
                 with contextlib.suppress(psutil.Error):
                     proc.terminate()
-            left = processes.wait_gone(str(self._dir), max(timeout - 5, 1))
+            left = processes.wait_gone(str(self._dir), min(max(timeout - 5, 1), 3))
         if left:  # did not go quietly: the pids are ours, so no mercy
             processes.kill_all(left)
             left = processes.wait_gone(str(self._dir), 10)
