@@ -15,17 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import nbformat
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grading_throughput import LAB, solution_course  # noqa: E402
 from report import write_section  # noqa: E402
 
 from servelab.grading import _autograde as autograde  # noqa: E402
-from servelab.grading import _course as grading  # noqa: E402
 from servelab.grading._crosscheck import TIMINGS_ENV  # noqa: E402
-from servelab.grading._labs import nbgrader, scratch_course  # noqa: E402
-
-LAB = "lab2-rag-pipeline"
 
 
 def one_grading(prometheus: bool = False, metrics_ms: int | None = None) -> tuple[float, float, list[dict]]:
@@ -37,15 +32,10 @@ def one_grading(prometheus: bool = False, metrics_ms: int | None = None) -> tupl
         autograde.PROMETHEUS_LABS = labs | {LAB}
     if metrics_ms:
         autograde.METRICS_INTERVAL_MS = metrics_ms
-    course = scratch_course()
+    course = solution_course(1)
     timings = Path(tempfile.mkdtemp(prefix="slt")) / "timings.jsonl"
     os.environ[TIMINGS_ENV] = str(timings)
     try:
-        nbgrader(["generate_assignment", LAB], cwd=course)
-        release = course / "release" / LAB / f"{LAB}.ipynb"
-        folder = course / "submitted" / "s0" / LAB
-        folder.mkdir(parents=True)
-        nbformat.write(grading.fill(release, grading.solution_answers(LAB)), folder / f"{LAB}.ipynb")
         start = time.perf_counter()
         [result] = autograde.grade(course, LAB, workers=1, show=False)
         whole = time.perf_counter() - start

@@ -20,29 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grading_throughput import LAB, SUBMISSIONS, solution_course  # noqa: E402
 from report import write_section  # noqa: E402
 
 from servelab.cluster._localray import LocalRay  # noqa: E402
 from servelab.grading import _autograde as autograde  # noqa: E402
-from servelab.grading import _course as grading  # noqa: E402
-from servelab.grading._labs import nbgrader, scratch_course  # noqa: E402
-
-LAB = "lab2-rag-pipeline"
-SUBMISSIONS = 4
-
-
-def _course() -> Path:
-    course = scratch_course()
-    nbgrader(["generate_assignment", LAB], cwd=course)
-    student_nb = course / "release" / LAB / f"{LAB}.ipynb"
-    for i in range(SUBMISSIONS):
-        folder = course / "submitted" / f"s{i}" / LAB
-        folder.mkdir(parents=True)
-        nbformat.write(grading.fill(student_nb, grading.solution_answers(LAB)), folder / f"{LAB}.ipynb")
-    return course
 
 
 def _full_marks(course: Path) -> None:
@@ -53,7 +36,7 @@ def _full_marks(course: Path) -> None:
 
 
 def serial(workers: int = 1) -> float:
-    course = _course()
+    course = solution_course()
     try:
         start = time.perf_counter()
         autograde.grade(course, LAB, workers=workers, show=False)
@@ -65,7 +48,7 @@ def serial(workers: int = 1) -> float:
 
 
 def on_ray(cluster: LocalRay) -> float:
-    course = _course()
+    course = solution_course()
     try:
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "servelab.cli", "grade", LAB, "--course", str(course),

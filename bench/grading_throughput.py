@@ -24,15 +24,21 @@ LAB = "lab2-rag-pipeline"
 SUBMISSIONS = 4
 
 
-def batch(workers: int, use_sandbox: bool = True) -> float:
+def solution_course(submissions: int = SUBMISSIONS) -> Path:
+    """A scratch course with the lab's solution submitted by students s0, s1, ..."""
     course = scratch_course()
+    nbgrader(["generate_assignment", LAB], cwd=course)
+    student_nb = course / "release" / LAB / f"{LAB}.ipynb"
+    for i in range(submissions):
+        folder = course / "submitted" / f"s{i}" / LAB
+        folder.mkdir(parents=True)
+        nbformat.write(grading.fill(student_nb, grading.solution_answers(LAB)), folder / f"{LAB}.ipynb")
+    return course
+
+
+def batch(workers: int, use_sandbox: bool = True) -> float:
+    course = solution_course()
     try:
-        nbgrader(["generate_assignment", LAB], cwd=course)
-        student_nb = course / "release" / LAB / f"{LAB}.ipynb"
-        for i in range(SUBMISSIONS):
-            folder = course / "submitted" / f"s{i}" / LAB
-            folder.mkdir(parents=True)
-            nbformat.write(grading.fill(student_nb, grading.solution_answers(LAB)), folder / f"{LAB}.ipynb")
         start = time.perf_counter()
         results = autograde.grade(course, LAB, workers=workers, use_sandbox=use_sandbox, show=False)
         elapsed = time.perf_counter() - start
