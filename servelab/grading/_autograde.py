@@ -89,6 +89,25 @@ def _check_course(course: Path, lab: str) -> None:
         raise GradingError(f"no lab {lab!r} in {course / 'source'} (it has: {', '.join(known) or 'nothing'})")
 
 
+LEDGER = ".servelab-graded"  # course/LEDGER/<lab>/<student>: graded to the end by servelab grade
+
+
+def ledger(course: Path, lab: str, student: str) -> Path:
+    """The mark servelab grade leaves once a student's grading finished and was recorded. nbgrader
+    writes the autograded notebook and the submission row before it runs the kernel, so neither
+    says a run that was killed mid-way is done; this mark is written only after it is."""
+    return course / LEDGER / lab / student
+
+
+def mark_graded(course: Path, lab: str, student: str, done: bool) -> None:
+    mark = ledger(course, lab, student)
+    if done:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.touch()
+    else:
+        mark.unlink(missing_ok=True)
+
+
 def _graded_already(course: Path, lab: str) -> set[str]:
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -102,11 +121,7 @@ def _graded_already(course: Path, lab: str) -> set[str]:
                 gb.find_submission(lab, student.id)
             except MissingEntry:
                 continue
-            # nbgrader writes the graded notebooks last: a folder without them is a run that
-            # was killed mid-way (its submission row is made when grading starts).
-            graded = course / "autograded" / student.id / lab
-            submitted = {p.name for p in (course / "submitted" / student.id / lab).glob("*.ipynb")}
-            if submitted and submitted <= {p.name for p in graded.glob("*.ipynb")}:
+            if ledger(course, lab, student.id).exists() and (course / "autograded" / student.id / lab).is_dir():
                 done.add(student.id)
     return done
 
@@ -155,7 +170,9 @@ class GradingRun:
                  inside_ray: bool = False, lab: str = ""):
         self.prometheus = lab in PROMETHEUS_LABS or not lab  # no lab named: leave it to the profile
         self.inside_ray = inside_ray  # a task of `grade --ray` (_raygrade.py): leave its cluster behind
-        self.root = Path(tempfile.mkdtemp(prefix="slg", dir="/tmp"))
+        # Named by this process in a Ray task, so a later task can remove it if this one dies.
+        prefix = f"slr{os.getpid()}_g" if inside_ray else "slg"
+        self.root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
         self.sandboxed = use_sandbox
         self.cgroups = sandbox.cgroup_parent(self.root.name) if use_sandbox else ""
         self._settings = dict(hide=[str(course), *map(str, _solutions_nearby())],
@@ -201,7 +218,9 @@ class GradingRun:
         if self.inside_ray:
             from servelab.grading._raygrade import without_grading_cluster
 
-            env = without_grading_cluster(env)
+            # Ray on a grading node records its cluster in /tmp/ray (ray_current_cluster): a
+            # kernel whose code calls ray.init() with no address must not find it there.
+            env = {**without_grading_cluster(env), "TMPDIR": str(scratch)}
         # Checks that read Serve's counters wait for Ray's next metrics export: every 10 s by
         # default, every second on a graded cluster (a wait, not a safeguard).
         env[METRICS_INTERVAL_ENV] = str(METRICS_INTERVAL_MS)
@@ -329,8 +348,10 @@ def grade(course: Path, lab: str, *, force: bool = False, limit_s: float = DEFAU
     def one(student: str) -> None:
         if show:
             print(f"{student}: grading...", flush=True)
+        mark_graded(course, lab, student, False)
         results[student].seconds, results[student].error = _autograde_one(course, lab, student, limit_s,
                                                                           force, run)
+        mark_graded(course, lab, student, not results[student].error)
         if show:
             print(f"{student}: done in {results[student].seconds:.0f} s", flush=True)
 

@@ -51,6 +51,17 @@ def _tar(folder: Path) -> bytes:
     return buffer.getvalue()
 
 
+def _tar_notebooks(folder: Path) -> bytes:
+    """The graded notebooks of a submission's folder, and nothing else: the kernel worked in
+    that folder, and whatever the learner's code left there (links, pipes) stays on the node."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(folder.glob("*.ipynb")):
+            if path.is_file() and not path.is_symlink():
+                tar.add(path, arcname=path.name, recursive=False)
+    return buffer.getvalue()
+
+
 def _untar(data: bytes, into: Path) -> None:
     into.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
@@ -118,27 +129,42 @@ def _grade_on_node(parts: bytes, submitted: bytes, lab: str, student: str, limit
         out = course / "autograded" / student / lab
         notebook_there = out.is_dir() and any(out.glob("*.ipynb"))
         return {"node": node, "seconds": seconds, "error": error, "sandboxed": sandboxed,
-                "autograded": _tar(out) if notebook_there and not error else None}
+                "autograded": _tar_notebooks(out) if notebook_there and not error else None}
 
 
-def _record(course: Path, lab: str, finished: dict[str, bytes]) -> str:
+def _record(course: Path, lab: str, finished: dict[str, bytes]) -> dict[str, str]:
     """Write graded notebooks that came back from the nodes into the course: nbgrader autograde
     --no-execute on each executed notebook (with the submission's own timestamp.txt) saves its
     grades and late penalty in the driver's gradebook and leaves autograded/S/LAB. Returns
-    nbgrader's complaint, or ""."""
+    student -> what went wrong recording it ("" when recorded)."""
+    out = {}
     with tempfile.TemporaryDirectory(prefix="slst") as stage:
+        staged = {}
         for student, data in finished.items():
             into = Path(stage) / student / lab
-            _untar(data, into)
+            try:
+                _untar(data, into)
+            except (tarfile.TarError, OSError) as exc:
+                shutil.rmtree(into, ignore_errors=True)
+                out[student] = f"recording on the driver: the graded notebook came back unreadable ({exc})"
+                continue
             stamp = course / "submitted" / student / lab / "timestamp.txt"
             if stamp.exists():
                 shutil.copy(stamp, into / "timestamp.txt")
+            staged[student] = {p.name for p in into.glob("*.ipynb")}
+            # Whatever an earlier run left for this student is not this grade.
+            shutil.rmtree(course / "autograded" / student / lab, ignore_errors=True)
+        if not staged:
+            return out
         done = nbgrader(["autograde", lab, "--force", "--no-execute",
                          f"--CourseDirectory.submitted_directory={stage}"], cwd=course, check=False)
-    if done.returncode != 0:
-        lines = [ln for ln in (done.stdout + done.stderr).splitlines() if "ERROR" in ln] or ["failed"]
-        return f"recording on the driver: {lines[-1].strip()[:300]}"
-    return ""
+    lines = [ln for ln in (done.stdout + done.stderr).splitlines() if "ERROR" in ln] or ["failed"]
+    for student, notebooks in staged.items():
+        there = {p.name for p in (course / "autograded" / student / lab).glob("*.ipynb")}
+        recorded = bool(notebooks) and notebooks <= there
+        out[student] = "" if recorded else f"recording on the driver: {lines[-1].strip()[:300]}"
+        autograde.mark_graded(course, lab, student, recorded)
+    return out
 
 
 def _record_stopped(course: Path, lab: str, students: list[str]) -> None:
@@ -189,23 +215,24 @@ def run(course: Path, lab: str, students: list[str], address: str, *, limit_s: f
                     first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
                     out[student] = (0.0, f"not graded: its Ray task failed ({first})")
                     shutil.rmtree(course / "autograded" / student / lab, ignore_errors=True)
+                    autograde.mark_graded(course, lab, student, False)
                     continue
                 out[student] = (result["seconds"], result["error"])
                 if result["autograded"]:
                     finished[student] = result["autograded"]
                 else:  # an earlier grade of it (--force) must not stand for this failed one
                     shutil.rmtree(course / "autograded" / student / lab, ignore_errors=True)
+                    autograde.mark_graded(course, lab, student, False)
                 if show:
                     # A node decides for itself whether bwrap runs there (a pod may forbid user
                     # namespaces): the instructor is told of every kernel that ran without it.
                     print(f"{student}: graded on node {result['node'][:8]} in {result['seconds']:.0f} s"
                           + ("" if result["sandboxed"] else ", kernel NOT sandboxed")
                           + (f" ({result['error']})" if result["error"] else ""), flush=True)
-            if finished:
-                complaint = _record(course, lab, finished)
+            recorded = _record(course, lab, finished) if finished else {}
+            for student, complaint in recorded.items():
                 if complaint:
-                    for student in finished:
-                        out[student] = (out[student][0], complaint)
+                    out[student] = (out[student][0], complaint)
         _record_stopped(course, lab, [s for s, (_, error) in out.items() if error.startswith(autograde.TIMED_OUT)])
     finally:
         if connected_here:
@@ -219,7 +246,10 @@ def without_grading_cluster(env: dict) -> dict:
     token or tuning, no servelab cluster marker, profile or fault folder, and no ray_site."""
     from servelab.cluster._localray import RAY_SITE
 
-    dropped = {"SERVELAB_CLUSTER_DIR", "SERVELAB_FAULT_DIR", "SERVELAB_PROFILE", "MALLOC_ARENA_MAX"}
+    # OMP_NUM_THREADS: Ray sets it to the task's CPUs in its workers; a serial grader's kernel
+    # and the learner's replicas have no such limit.
+    dropped = {"SERVELAB_CLUSTER_DIR", "SERVELAB_FAULT_DIR", "SERVELAB_PROFILE", "MALLOC_ARENA_MAX",
+               "OMP_NUM_THREADS"}
     clean = {k: v for k, v in env.items() if not k.startswith("RAY_") and k not in dropped}
     path = [p for p in clean.get("PYTHONPATH", "").split(os.pathsep) if p and p != RAY_SITE]
     if path:

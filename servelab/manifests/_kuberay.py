@@ -272,13 +272,34 @@ SUBMISSION_MODES = ("K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode")
 
 def _job(spec: dict) -> list[Finding]:
     """What KubeRay's ValidateRayJobSpec (controllers/ray/utils/validation.go, v1.7.0) refuses,
-    plus the cluster it would create checked as any RayCluster."""
+    plus the cluster it would create checked as any RayCluster. An unknown submissionMode is a
+    warning: KubeRay accepts it (no enum in the CRD) and never submits the job."""
     out = []
     mode = spec.get("submissionMode", "K8sJobMode")
-    if mode not in SUBMISSION_MODES:
-        out.append(Finding("error", "spec.submissionMode", f"'{mode}' is not a KubeRay submission mode",
+    if mode not in SUBMISSION_MODES:  # no CRD enum: KubeRay takes it, and then submits nothing
+        out.append(Finding("warning", "spec.submissionMode", f"'{mode}' is not a KubeRay submission mode",
                            f"use one of {', '.join(SUBMISSION_MODES)} (or leave it out: K8sJobMode)"))
     selector = spec.get("clusterSelector")
+    backoff = spec.get("backoffLimit")
+    if selector:
+        if not (selector or {}).get("ray.io/cluster"):
+            out.append(Finding("error", "spec.clusterSelector", "names no cluster (ray.io/cluster is empty or missing)",
+                               "set ray.io/cluster: <name of a running RayCluster>"))
+        if spec.get("suspend"):
+            out.append(Finding("error", "spec.suspend", "a RayJob on an existing cluster (clusterSelector) cannot be suspended",
+                               "drop suspend, or let the job create its cluster with rayClusterSpec"))
+        if mode == "SidecarMode":
+            out.append(Finding("error", "spec.submissionMode", "SidecarMode cannot use clusterSelector",
+                               "use K8sJobMode or HTTPMode with an existing cluster"))
+    if _is_int(backoff) and backoff > 0 and (selector or mode == "InteractiveMode"):
+        out.append(Finding("error", "spec.backoffLimit",
+                           "retries need a cluster the job creates (not clusterSelector, not InteractiveMode)",
+                           "drop backoffLimit, or give rayClusterSpec"))
+    if mode == "SidecarMode":
+        for key in ("submitterPodTemplate", "submitterConfig"):
+            if spec.get(key) is not None:
+                out.append(Finding("error", f"spec.{key}", "SidecarMode runs the submitter beside the head and takes no "
+                                                           f"{key}", f"drop {key}, or use K8sJobMode"))
     cluster = spec.get("rayClusterSpec")
     if cluster is None and not selector:
         out.append(Finding("error", "spec.rayClusterSpec", "missing, and no clusterSelector either",

@@ -25,8 +25,12 @@ def _bytes(quantity: str) -> int:
     return int(quantity[:-2]) * units[quantity[-2:]] if quantity[-2:] in units else int(quantity)
 
 
-def test_kuberay_would_accept_it():
+def test_the_validator_finds_nothing_and_the_cluster_asks_for_a_token():
+    """servelab's validator (KubeRay's own ValidateRayJobSpec rules, utils/validation.go v1.7.0),
+    and Ray token auth on (AuthOptions, apis/ray/v1/raycluster_types.go v1.7.0): submissions run
+    code on this cluster."""
     assert [str(f) for f in manifests.validate_file(MANIFEST)] == []
+    assert _job()["spec"]["rayClusterSpec"]["authOptions"]["mode"] == "token"
 
 
 def test_its_entrypoint_is_a_grade_command_for_a_lab_of_the_course():
@@ -40,7 +44,8 @@ def test_its_entrypoint_is_a_grade_command_for_a_lab_of_the_course():
     mounts = [m["mountPath"] for c in head["containers"] for m in c.get("volumeMounts", [])]
     assert args.course in mounts   # the driver reads and writes the course on the volume
     claims = {v["persistentVolumeClaim"]["claimName"] for v in head["volumes"]}
-    pvcs = {d["metadata"]["name"] for d in yaml.safe_load_all(MANIFEST.read_text())
+    volume = MANIFEST.with_name("rayjob-grading-volume.yaml")   # kept when the job is deleted
+    pvcs = {d["metadata"]["name"] for d in yaml.safe_load_all(volume.read_text())
             if d["kind"] == "PersistentVolumeClaim"}
     assert claims <= pvcs
 
@@ -76,4 +81,5 @@ def test_a_grading_task_leaves_the_grading_cluster_behind():
            "PYTHONPATH": f"{RAY_SITE}:/opt/extra", "HOME": "/home/learner", "SERVELAB_TMPDIR": "/tmp/slg1/s1"}
     clean = _raygrade.without_grading_cluster(env)
     assert clean == {"PYTHONPATH": "/opt/extra", "HOME": "/home/learner", "SERVELAB_TMPDIR": "/tmp/slg1/s1"}
+    assert "OMP_NUM_THREADS" not in _raygrade.without_grading_cluster({"OMP_NUM_THREADS": "1"})  # Ray's, per task
     assert "PYTHONPATH" not in _raygrade.without_grading_cluster({"PYTHONPATH": RAY_SITE})
