@@ -167,6 +167,12 @@ def _record(course: Path, lab: str, finished: dict[str, bytes]) -> dict[str, str
     return out
 
 
+def _forget(course: Path, lab: str, student: str) -> None:
+    """An earlier grade of a submission whose grading failed now (--force) must not stand for it."""
+    shutil.rmtree(course / "autograded" / student / lab, ignore_errors=True)
+    autograde.mark_graded(course, lab, student, False)
+
+
 def _record_stopped(course: Path, lab: str, students: list[str]) -> None:
     """Submissions stopped at their limit are in the gradebook with no points, as a serial run
     leaves them (nbgrader adds the submission when it starts grading it), so grades.csv lists them."""
@@ -214,15 +220,13 @@ def run(course: Path, lab: str, students: list[str], address: str, *, limit_s: f
                 except RayError as exc:  # its node died RETRIES + 1 times, or Ray itself failed
                     first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
                     out[student] = (0.0, f"not graded: its Ray task failed ({first})")
-                    shutil.rmtree(course / "autograded" / student / lab, ignore_errors=True)
-                    autograde.mark_graded(course, lab, student, False)
+                    _forget(course, lab, student)
                     continue
                 out[student] = (result["seconds"], result["error"])
                 if result["autograded"]:
                     finished[student] = result["autograded"]
-                else:  # an earlier grade of it (--force) must not stand for this failed one
-                    shutil.rmtree(course / "autograded" / student / lab, ignore_errors=True)
-                    autograde.mark_graded(course, lab, student, False)
+                else:
+                    _forget(course, lab, student)
                 if show:
                     # A node decides for itself whether bwrap runs there (a pod may forbid user
                     # namespaces): the instructor is told of every kernel that ran without it.
