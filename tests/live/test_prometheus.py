@@ -56,8 +56,9 @@ def test_prometheus_runs_in_the_cluster_and_finds_a_node_added_later(cluster):
     mine = {p.pid for p in processes.processes_under(str(cluster.dir))}
     assert any("prometheus" in psutil.Process(pid).name() for pid in mine), "Prometheus is not the cluster's"
     # Ray's discovery file names the head's, the dashboard's and (once it joins) each worker's endpoint
-    before = wait_until(lambda: {t["scrapeUrl"] for t in prom.targets() if t["health"] == "up"}, 60, "targets up")
-    assert f"{cluster.metrics_url}" in before
+    # (each target turns "up" at its own first scrape, so wait for the head's, not for any)
+    wait_until(lambda: cluster.metrics_url in {t["scrapeUrl"] for t in prom.targets() if t["health"] == "up"},
+               60, "the head scraped")
     cluster.add_worker(num_cpus=1, show=False)
     worker = f"http://127.0.0.1:{cluster.workers[-1]['ports']['metrics']}/metrics"
     wait_until(lambda: worker in {t["scrapeUrl"] for t in prom.targets() if t["health"] == "up"}, 60,
