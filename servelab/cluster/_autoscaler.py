@@ -28,6 +28,7 @@ from ray.autoscaler.tags import TAG_RAY_USER_NODE_TYPE
 from servelab.clients._state import GROUP_LABEL
 from servelab.cluster import _processes as processes
 from servelab.cluster import _ray
+from servelab.manifests import placement
 
 FakeMultiNodeProvider = _ray.fake_multinode_provider()  # subclassed below
 FAKE_HEAD_NODE_ID = _ray.fake_head_node_id()
@@ -83,6 +84,8 @@ def autoscaler_config(name: str, cluster_spec: dict, *, gcs_address: str, temp_d
         "temp_dir": temp_dir,
         "head_node_type": HEAD_TYPE,
         # KubeRay starts `replicas` pods before the autoscaler has a say.
+        # Each group's Ray container env, as KubeRay puts it in each pod it makes for the group.
+        "env": {str(g["groupName"]): placement.container_env(g)[0] for g in spec.get("workerGroupSpecs") or []},
         "initial_workers": {t: {"count": n, "resources": types[t]["resources"], "labels": types[t]["labels"]}
                             for t, n in initial.items() if n},
         # As KubeRay configures it: nodes come up ready, no SSH setup, no config hash.
@@ -163,7 +166,8 @@ class LocalNodeProvider(FakeMultiNodeProvider):
             cmd = worker_node.command(self.provider_config["gcs_address"], self.provider_config["temp_dir"],
                                       worker_ports(), num_cpus=cpus, num_gpus=gpus, memory=memory,
                                       labels=labels, resources=custom)
-            env = {**os.environ, "RAY_OVERRIDE_NODE_ID_FOR_TESTING": node_id,
+            env = {**os.environ, **self.provider_config.get("env", {}).get(type_name, {}),
+                   "RAY_OVERRIDE_NODE_ID_FOR_TESTING": node_id,
                    "RAY_CLOUD_INSTANCE_ID": node_id, "RAY_NODE_TYPE_NAME": type_name}
             env.pop("RAY_FAKE_CLUSTER", None)
             log_path = os.path.join(self._log_dir, f"node-{type_name}-{node_id[-5:]}.log")

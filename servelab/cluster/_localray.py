@@ -97,6 +97,7 @@ class LocalRay:
         service_port: int | None = None,
         on_folder=None,
         prometheus: bool | None = None,
+        env: dict[str, str] | None = None,
     ):
         self.name = name
         self.num_cpus = num_cpus if num_cpus is not None else max(4, os.cpu_count() or 1)
@@ -115,6 +116,8 @@ class LocalRay:
         self.on_folder = on_folder
         # A Prometheus beside it (cluster/_prometheus.py): None lets SERVELAB_PROMETHEUS or the profile decide.
         self.prometheus_asked = prometheus
+        # The head pod's container env (a RayCluster's), set for the head's Ray processes only.
+        self.env = dict(env or {})
         self.prometheus_port: int | None = None
         self.prometheus_note = ""  # why none runs, when none does
         self.dir: Path | None = None
@@ -217,11 +220,16 @@ class LocalRay:
         return {**self.ray_env(), "RAY_ADDRESS": self.gcs_address, "RAY_DASHBOARD_ADDRESS": self.dashboard_url,
                 "RAY_API_SERVER_ADDRESS": self.dashboard_url}
 
-    def _node_env(self) -> dict[str, str]:
+    def _node_env(self, pod_env: dict[str, str] | None = None) -> dict[str, str]:
         """Environment for this cluster's node launchers, and so for all its Ray processes:
-        ray_env(), the marker that finds them, and servelab/cluster/ray_site first on PYTHONPATH."""
-        path = os.pathsep.join(p for p in (RAY_SITE, os.environ.get("PYTHONPATH")) if p)
-        return {**os.environ, **self.ray_env(), processes.MARKER: str(self._dir), "PYTHONPATH": path}
+        the pod's container env, then ray_env(), the marker that finds them, and
+        servelab/cluster/ray_site first on PYTHONPATH (what keeps the node local wins)."""
+        path = os.pathsep.join(p for p in (RAY_SITE, (pod_env or {}).get("PYTHONPATH"),
+                                           os.environ.get("PYTHONPATH")) if p)
+        # `python` in a job's entrypoint is this environment's, as it is Ray's in a Ray image
+        bins = os.pathsep.join(p for p in (str(Path(sys.executable).parent), os.environ.get("PATH")) if p)
+        return {**os.environ, **(pod_env or {}), **self.ray_env(), processes.MARKER: str(self._dir),
+                "PYTHONPATH": path, "PATH": bins}
 
     # -- lifecycle -------------------------------------------------------
     def start(self, timeout: float = 180, show: bool = True) -> "LocalRay":
@@ -309,7 +317,7 @@ class LocalRay:
             log_monitor=self.profile.log_monitor)
 
     def _launch_head(self) -> None:
-        env = self._node_env()
+        env = self._node_env(self.env)
         if self.prometheus_port:  # the dashboard's Metrics view asks it (Ray's RAY_PROMETHEUS_HOST)
             env["RAY_PROMETHEUS_HOST"] = self.prometheus_url
         if self.autoscale:
@@ -379,7 +387,7 @@ class LocalRay:
         return self.dir is not None and self._owner_alive()
 
     def add_worker(self, *, num_cpus: float = 1, num_gpus: float = 0, memory: int | None = None,
-                   labels: dict | None = None, resources: dict | None = None,
+                   labels: dict | None = None, resources: dict | None = None, env: dict | None = None,
                    timeout: float = 120, show: bool = True, wait: bool = True) -> str:
         """Start one more Ray node on 127.0.0.1 and wait until it joins; returns its node id.
 
@@ -396,12 +404,11 @@ class LocalRay:
         before = set(self.node_ids())
         cmd = worker_node.command(self.gcs_address, str(self._dir / "r"), ports, num_cpus=num_cpus,
                                   num_gpus=num_gpus, memory=memory, labels=labels, resources=resources)
-        env = self._node_env()
-        proc = processes.spawn_node(cmd, env, self._dir / f"worker-{len(self.workers)}.log",
+        proc = processes.spawn_node(cmd, self._node_env(env), self._dir / f"worker-{len(self.workers)}.log",
                                     die_with_parent_thread=self.die_with_owner)
         record = {"pid": proc.pid, "started": psutil.Process(proc.pid).create_time(),
                   "ports": ports, "num_cpus": num_cpus, "num_gpus": num_gpus, "memory": memory,
-                  "labels": labels or {}}
+                  "labels": labels or {}, "env": dict(env or {})}
         self.workers.append(record)
         self._children.append(proc)
         self._write_state()
@@ -420,6 +427,32 @@ class LocalRay:
         record["node_id"] = node_id
         self._write_state()
         return node_id
+
+    @property
+    def has_jobs_api(self) -> bool:
+        """Whether the dashboard runs Ray's Jobs module (the small profile leaves it out)."""
+        return self.profile.dashboard_modules is None or "JobHead" in self.profile.dashboard_modules
+
+    def run_driver(self, entrypoint: str, *, working_dir: str | None = None, timeout: float = 300) -> str:
+        """Run `entrypoint` (a shell command, as a Ray job's) as a driver of this cluster on this
+        machine, and return its output. What a Ray job with a working_dir does when no Jobs API
+        or runtime-env agent can: the nodes are processes on this machine, so they import from
+        the folder itself (its path goes to every worker through the job's env_vars) instead of
+        from an upload. Raises Failed, with the end of the output, if the command fails."""
+        folder = str(Path(working_dir or ".").resolve())
+        node_path = self._node_env()["PYTHONPATH"]
+        job_config = {"runtime_env": {"env_vars": {"PYTHONPATH": os.pathsep.join((folder, node_path))}}}
+        env = {**os.environ, **self.cli_env(), "RAY_JOB_CONFIG_JSON_ENV_VAR": json.dumps(job_config),
+               "PATH": self._node_env()["PATH"]}
+        try:
+            done = subprocess.run(entrypoint, shell=True, cwd=folder, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise Failed("application code", f"`{entrypoint}` did not end within {timeout:.0f}s:\n"
+                                              f"{(exc.output or '')[-1500:]}") from None
+        if done.returncode != 0:
+            raise Failed("application code", f"`{entrypoint}` exited {done.returncode}:\n{done.stdout[-1500:]}")
+        return done.stdout
 
     @property
     def state_api(self) -> StateAPI:
@@ -544,6 +577,7 @@ class LocalRay:
             "num_gpus": self.num_gpus,
             "profile": self.profile.name,
             "workers": self.workers,
+            "env": self.env,
             "service_port": self.service_port,
             "prometheus_port": self.prometheus_port,
             "prometheus_note": self.prometheus_note,
@@ -564,6 +598,7 @@ class LocalRay:
         cluster.owner_pid = state["owner_pid"]
         cluster._owner_started = state["owner_started"]
         cluster.workers = state.get("workers", [])
+        cluster.env = state.get("env", {})
         cluster.prometheus_port = state.get("prometheus_port")
         cluster.prometheus_note = state.get("prometheus_note", "")
         return cluster

@@ -401,7 +401,7 @@ class LocalFaults(Faults):
         shape = _replacement_shape(self.cluster, record)
         if shape is None:
             return {"pid": sid, "replaced_by": "nothing: its group is no longer in the RayCluster's spec"}
-        self.cluster.add_worker(**shape, labels=record.get("labels"), show=False, wait=False)
+        self.cluster.add_worker(**shape, labels=record.get("labels"), env=record.get("env"), show=False, wait=False)
         return {"pid": sid, "replaced_by": "servelab, as KubeRay would"}
 
     def _node_session(self, node: dict) -> int:

@@ -57,6 +57,22 @@ def _shape(group: str, spec: dict, max_nodes: int) -> NodeShape:
     )
 
 
+def container_env(group: dict) -> tuple[dict[str, str], list[str]]:
+    """The `env` of a group's Ray container (the first one), as its Ray processes see it: the
+    entries with a literal `value`, and the names of those taken `valueFrom` a Secret, a
+    ConfigMap or the pod's own fields, which only an API server can resolve."""
+    containers = ((group.get("template") or {}).get("spec") or {}).get("containers") or [{}]
+    literal, unresolved = {}, []
+    for entry in containers[0].get("env") or []:
+        if not isinstance(entry, dict) or not entry.get("name"):
+            continue
+        if "valueFrom" in entry:
+            unresolved.append(str(entry["name"]))
+        else:  # Kubernetes' default for an entry without a value is the empty string
+            literal[str(entry["name"])] = str(entry.get("value", ""))
+    return literal, unresolved
+
+
 def desired_replicas(group: dict) -> int:
     """How many pods KubeRay runs for a worker group: `replicas` clamped to [minReplicas,
     maxReplicas] (GetWorkerGroupDesiredReplicas, controllers/ray/utils/util.go)."""

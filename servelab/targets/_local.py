@@ -426,10 +426,10 @@ def _scale_in_place(cluster: LocalRay, new_spec: dict, show: bool, timeout: floa
             if show:
                 print(f"{name}: {group}: {have.get(group, 0)} -> {count} worker pod(s), in place"
                       + (f" ({extra - start} stay Pending: this machine's node cap)" if start < extra else ""))
-            shape = shapes[group]
+            shape, env = shapes[group], _pod_env(new_spec, group, show and start > 0)
             for _ in range(start):
                 cluster.add_worker(num_cpus=shape.cpus, num_gpus=shape.gpus, memory=shape.memory,
-                                   labels={GROUP_LABEL: group}, timeout=timeout, show=show)
+                                   labels={GROUP_LABEL: group}, env=env, timeout=timeout, show=show)
             budget -= start
         elif extra < 0:
             if show:
@@ -460,7 +460,8 @@ def _start(name: str, cluster_spec: dict, show: bool, timeout: float, die_with_o
     autoscale = bool(cluster_spec.get("enableInTreeAutoscaling"))
     cluster = LocalRay(name, num_cpus=int(head.cpus), num_gpus=int(head.gpus), memory=head.memory,
                        die_with_owner=die_with_owner, service_port=service_port,
-                       autoscale=cluster_spec if autoscale else None, on_folder=on_folder)
+                       autoscale=cluster_spec if autoscale else None, on_folder=on_folder,
+                       env=_pod_env(cluster_spec, "head", show))
     cluster.start(timeout=timeout, show=show)
     try:
         if on_head is not None:
@@ -469,13 +470,26 @@ def _start(name: str, cluster_spec: dict, show: bool, timeout: float, die_with_o
             _wait_initial_nodes(cluster, timeout, show)
         else:
             for shape, count in _fixed_plan(shapes, cluster_spec, show):
+                env = _pod_env(cluster_spec, shape.group, show and count > 0)
                 for _ in range(count):
                     cluster.add_worker(num_cpus=shape.cpus, num_gpus=shape.gpus, memory=shape.memory,
-                                       labels={GROUP_LABEL: shape.group}, timeout=timeout, show=show)
+                                       labels={GROUP_LABEL: shape.group}, env=env, timeout=timeout, show=show)
     except BaseException:
         cluster.stop(show=False, keep_logs=True)
         raise
     return cluster
+
+
+def _pod_env(cluster_spec: dict, group: str, show: bool) -> dict[str, str]:
+    """The env of a group's Ray container, which KubeRay keeps in every pod it makes from the
+    template (controllers/ray/common/pod.go adds its own RAY_* entries beside it)."""
+    spec = cluster_spec.get("headGroupSpec") if group == "head" else next(
+        (g for g in cluster_spec.get("workerGroupSpecs") or [] if g.get("groupName") == group), None)
+    env, unresolved = placement.container_env(spec or {})
+    if unresolved and show:
+        print(f"note: {group}: env {', '.join(unresolved)} take valueFrom (a Secret, a ConfigMap or the pod's "
+              "fields), which only an API server resolves: the local target leaves them unset")
+    return env
 
 
 def _fixed_plan(shapes: list, cluster_spec: dict, show: bool = True) -> list[tuple]:

@@ -210,8 +210,12 @@ def _pod(name: str, labels: dict, group_spec: dict, *, phase: str, ready: bool, 
                  **({"nodeName": NODE_NAME} if phase != "Pending" else {})},
         "status": {"phase": phase,
                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                   # imageID is required in the API's ContainerStatus: "" as the kubelet reports it
+                   # before a pull, which is honest here (no image runs on the local target)
                    "containerStatuses": [{"name": container.get("name", default_name), "ready": ready,
-                                          "restartCount": 0, "image": container.get("image", "")}]
+                                          "restartCount": 0, "image": container.get("image", ""), "imageID": "",
+                                          "state": {"running": {"startedAt": _iso(started)}} if started
+                                          else {"waiting": {"reason": "ContainerCreating"}}}]
                    if phase != "Pending" else []},
         "events": [],
     }

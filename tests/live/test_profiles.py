@@ -75,6 +75,28 @@ def test_small_gives_every_ray_process_its_environment(small):
     assert env.get(profiles.ENV) == "small"
 
 
+@pytest.mark.live
+def test_a_job_on_small_runs_here_and_its_replicas_import_from_the_folder(small, tmp_path):
+    # No Jobs API and no runtime-env agent to unpack an upload (the profile's point): the
+    # command runs here as the cluster's driver, and the replicas it deploys import the folder.
+    assert not small.has_jobs_api
+    (tmp_path / "greeter.py").write_text(
+        "from ray import serve\n\n"
+        "@serve.deployment(ray_actor_options={'num_cpus': 0.1})\n"
+        "class Greeter:\n"
+        "    def __call__(self, request):\n"
+        "        return {'from': __file__}\n")
+    (tmp_path / "deploy.py").write_text(
+        "from ray import serve\nfrom greeter import Greeter\n"
+        "serve.run(Greeter.bind(), name='greeter', route_prefix='/greeter', blocking=False)\nprint('deployed')\n")
+    assert "deployed" in small.run_driver("python deploy.py", working_dir=str(tmp_path), timeout=120)
+    small.serve_api.wait_running(["greeter"], timeout=60, show=False)
+    reply = requests.get(f"{small.serve_url}/greeter", timeout=10)
+    assert reply.json() == {"from": str(tmp_path / "greeter.py")}
+    with pytest.raises(Failed, match="exited 1"):
+        small.run_driver("python -c 'import nothing_here'", working_dir=str(tmp_path), timeout=60)
+
+
 @pytest.fixture(scope="module")
 def small_worker(small):
     return small.add_worker(num_cpus=1, num_gpus=1, labels={"servelab.io/group": "gpu-workers"}, show=False)

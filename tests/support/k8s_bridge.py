@@ -25,7 +25,10 @@ from servelab.targets import local
 
 # The labs whose graded cells run on both targets (tests/live/test_labs_on_kubernetes.py runs
 # them through this bridge; tests/unit/test_labs_read_both_targets.py checks what they read).
-BOTH_TARGET_LABS = ["lab3-kuberay-cluster", "lab4-rayservice-gpu"]
+BOTH_TARGET_LABS = ["lab3-kuberay-cluster", "lab4-rayservice-gpu", "lab5-autoscaling-batching", "lab7-debug-by-layer"]
+# The node pool a lab's scenario assumes (pods the scheduler has room for, head included): on a
+# real cluster its nodes decide; behind the bridge, SERVELAB_MAX_NODES in the "operator" plays it.
+NODE_POOL = {"lab7-debug-by-layer": 3}
 SERVICE = re.compile(r"^/api/v1/namespaces/([^/]+)/services/([^/?]+)$")
 
 

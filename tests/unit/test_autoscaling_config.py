@@ -65,3 +65,17 @@ def test_what_only_autoscaler_v2_reads_is_said_not_silently_dropped():
     assert config["idle_timeout_minutes"] == 0.75  # the cluster-wide one is what v1 uses
     assert any(w.startswith("gpu-workers: idleTimeoutSeconds 30") and "v2 only" in w for w in warnings), warnings
     assert any(w.startswith("autoscalerOptions.version v2") for w in warnings), warnings
+
+
+def test_each_groups_container_env_goes_with_the_pods_the_provider_starts():
+    spec = support_spec()
+    gpu = next(g for g in spec["workerGroupSpecs"] if g["groupName"] == "gpu-workers")
+    gpu["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "RAY_SERVE_SLOW_STARTUP_WARNING_S", "value": "10"},
+        {"name": "EMPTY"},  # Kubernetes: no value is ""
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
+    env = config_for(spec)[0]["provider"]["env"]
+    assert env == {"cpu-workers": {}, "gpu-workers": {"RAY_SERVE_SLOW_STARTUP_WARNING_S": "10", "EMPTY": ""}}
+    from servelab.manifests.placement import container_env
+
+    assert container_env(gpu) == ({"RAY_SERVE_SLOW_STARTUP_WARNING_S": "10", "EMPTY": ""}, ["TOKEN"])

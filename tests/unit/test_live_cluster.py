@@ -94,3 +94,30 @@ def test_kuberays_secret_name_and_kubernetes_token_auth(api):
     put(api, {**SERVICE, "spec": spec})
     with pytest.raises(Failed, match="Secret default/lab4-rag-x7k2p could not be read"):
         _ = connect(api).token
+
+
+def test_running_means_the_active_clusters_applications_with_no_upgrade_pending(api):
+    # KubeRay sends traffic to a new cluster only once its applications are all RUNNING
+    # (rayservice_controller.go getAndCheckServeStatus); until then it is pendingServiceStatus.
+    def status(active: dict, pending: str = "") -> dict:
+        return {**SERVICE["status"], "activeServiceStatus": {"rayClusterName": "lab4-rag-x7k2p",
+                                                             "applicationStatuses": active},
+                "pendingServiceStatus": {"rayClusterName": pending}}
+
+    put(api, {**SERVICE, "status": status({"rag": {"status": "RUNNING"}}, pending="lab4-rag-b9q4z")})
+    lab = connect(api)
+    with pytest.raises(Exception, match="every application RUNNING"):
+        lab.wait_running(timeout=1, show=False)
+    put(api, {**SERVICE, "status": status({"rag": {"status": "DEPLOY_FAILED", "message": "ImportError: x"}})})
+    with pytest.raises(Failed, match="DEPLOY_FAILED: ImportError: x"):
+        lab.wait_running(timeout=5, show=False)
+    put(api, {**SERVICE, "status": status({"rag": {"status": "RUNNING"}})})
+    assert lab.wait_running(timeout=5, show=False)["activeServiceStatus"]["rayClusterName"] == "lab4-rag-x7k2p"
+
+
+def test_down_deletes_the_object_as_the_kind_it_is(api):
+    put(api, SERVICE)
+    assert connect(api).down() is True
+    assert ("DELETE", "/apis/ray.io/v1/namespaces/default/rayservices/lab4-rag") in {
+        (method, unquote(path).split("?")[0]) for method, path, _ in api.calls("DELETE")}
+    assert api.objects == {}
