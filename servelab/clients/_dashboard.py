@@ -64,7 +64,10 @@ class DashboardClients:
             status = wait_for(ended, what=f"Ray job `{entrypoint}`", layer="Ray runtime", timeout=timeout,
                               interval=1, show=show, hint=f"`ray job logs {job_id}` shows what it printed so far")
         except BaseException:  # out of time, or interrupted: a job left running would hold the cluster
-            jobs.stop_job(job_id)
+            try:
+                jobs.stop_job(job_id)
+            except Exception:  # the original error is the one to report
+                pass
             raise
         logs = jobs.get_job_logs(job_id)
         if status != JobStatus.SUCCEEDED:

@@ -448,8 +448,9 @@ class LocalRay:
             done = subprocess.run(entrypoint, shell=True, cwd=folder, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
+            output = exc.output.decode(errors="replace") if isinstance(exc.output, bytes) else (exc.output or "")
             raise Failed("application code", f"`{entrypoint}` did not end within {timeout:.0f}s:\n"
-                                              f"{(exc.output or '')[-1500:]}") from None
+                                              f"{output[-1500:]}") from None
         if done.returncode != 0:
             raise Failed("application code", f"`{entrypoint}` exited {done.returncode}:\n{done.stdout[-1500:]}")
         return done.stdout

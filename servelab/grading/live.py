@@ -30,6 +30,7 @@ from servelab.errors import Failed
 from servelab.observe import wait_for
 from servelab.targets import KubernetesTarget, get_target, local
 from servelab.targets._kuberay import applications_ready
+from servelab.targets._kubernetes import up_to_date
 
 
 class LiveCluster(DashboardClients):
@@ -155,14 +156,17 @@ class LiveCluster(DashboardClients):
                 for dep_name, dep in (app.get("deployments") or {}).items()}
 
     def wait_running(self, *, timeout: float = 300, show: bool = True) -> dict:
-        """Wait until every Serve application runs where traffic goes, and return the status: a
-        RayService's active cluster, with no new one pending (KubeRay switches traffic once the
-        pending cluster's applications are all RUNNING, getAndCheckServeStatus); a RayCluster's
-        applications as Serve's REST API lists them. A DEPLOY_FAILED application ends the wait."""
+        """Wait until every Serve application runs where traffic goes, and return the status: once
+        KubeRay has seen the latest spec (observedGeneration), a RayService's active cluster with no
+        upgrade in progress and none pending (KubeRay switches traffic once the pending cluster's
+        applications are all RUNNING, getAndCheckServeStatus); a RayCluster's applications as Serve's
+        REST API lists them. A DEPLOY_FAILED application ends the wait."""
         def running():
             report = self.status()
+            if not up_to_date(report):  # KubeRay has not reconciled the spec just applied yet
+                return None
             if self.kind == "RayService":
-                if (report.get("pendingServiceStatus") or {}).get("rayClusterName"):
+                if report.get("upgradeInProgress") or (report.get("pendingServiceStatus") or {}).get("rayClusterName"):
                     return None
                 apps = (report.get("activeServiceStatus") or {}).get("applicationStatuses") or {}
             else:

@@ -111,7 +111,17 @@ def test_running_means_the_active_clusters_applications_with_no_upgrade_pending(
     put(api, {**SERVICE, "status": status({"rag": {"status": "DEPLOY_FAILED", "message": "ImportError: x"}})})
     with pytest.raises(Failed, match="DEPLOY_FAILED: ImportError: x"):
         lab.wait_running(timeout=5, show=False)
-    put(api, {**SERVICE, "status": status({"rag": {"status": "RUNNING"}})})
+    # Just applied: KubeRay has not seen generation 2 yet, so "RUNNING" is the old spec's
+    applied = {**SERVICE, "metadata": {**SERVICE["metadata"], "generation": 2}}
+    put(api, {**applied, "status": {**status({"rag": {"status": "RUNNING"}}), "observedGeneration": 1}})
+    with pytest.raises(Exception, match="every application RUNNING"):
+        lab.wait_running(timeout=1, show=False)
+    upgrading = status({"rag": {"status": "RUNNING"}})
+    upgrading["conditions"] = upgrading["conditions"] + [{"type": "UpgradeInProgress", "status": "True"}]
+    put(api, {**applied, "status": {**upgrading, "observedGeneration": 2}})
+    with pytest.raises(Exception, match="every application RUNNING"):
+        lab.wait_running(timeout=1, show=False)
+    put(api, {**applied, "status": {**status({"rag": {"status": "RUNNING"}}), "observedGeneration": 2}})
     assert lab.wait_running(timeout=5, show=False)["activeServiceStatus"]["rayClusterName"] == "lab4-rag-x7k2p"
 
 
