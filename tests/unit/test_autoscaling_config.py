@@ -68,6 +68,8 @@ def test_what_only_autoscaler_v2_reads_is_said_not_silently_dropped():
 
 
 def test_each_groups_container_env_goes_with_the_pods_the_provider_starts():
+    # KubeRay v1.7.0 ray-operator/controllers/ray/common/pod.go (BuildPod, setContainerEnvVars):
+    # the template's container env stays in every pod, KubeRay's own RAY_* entries beside it.
     spec = support_spec()
     gpu = next(g for g in spec["workerGroupSpecs"] if g["groupName"] == "gpu-workers")
     gpu["template"]["spec"]["containers"][0]["env"] = [
