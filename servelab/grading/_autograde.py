@@ -161,6 +161,10 @@ def _solutions_nearby() -> list[Path]:
     return sorted(folder for root in roots for folder in (root / "grading", root / "tests") if folder.is_dir())
 
 
+# A Ray grading task's scratch folders start with this and its pid (_raygrade sweeps dead ones).
+RAY_SCRATCH_PREFIX = "slr"
+
+
 class GradingRun:
     """What one `servelab grade` run sets up around nbgrader: a scratch root (short, for
     Ray's socket paths), the sandboxed kernelspec, nbgrader config selecting it and the
@@ -171,7 +175,7 @@ class GradingRun:
         self.prometheus = lab in PROMETHEUS_LABS or not lab  # no lab named: leave it to the profile
         self.inside_ray = inside_ray  # a task of `grade --ray` (_raygrade.py): leave its cluster behind
         # Named by this process in a Ray task, so a later task can remove it if this one dies.
-        prefix = f"slr{os.getpid()}_g" if inside_ray else "slg"
+        prefix = f"{RAY_SCRATCH_PREFIX}{os.getpid()}_g" if inside_ray else "slg"
         self.root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
         self.sandboxed = use_sandbox
         self.cgroups = sandbox.cgroup_parent(self.root.name) if use_sandbox else ""

@@ -88,7 +88,7 @@ def _course_parts(course: Path, lab: str) -> bytes:
         return _tar(part)
 
 
-SCRATCH_PREFIX = "slr"
+SCRATCH_PREFIX = autograde.RAY_SCRATCH_PREFIX
 
 
 def _sweep_dead_tasks() -> None:
