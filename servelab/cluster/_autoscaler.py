@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Mapping
 
 from ray.autoscaler.tags import TAG_RAY_USER_NODE_TYPE
 
@@ -110,6 +111,24 @@ def monitor_env() -> dict[str, str]:
     }
 
 
+def worker_env(monitor_env: Mapping[str, str], provider_config: dict, type_name: str) -> dict[str, str]:
+    """A new worker pod's environment, from the monitor's (which is the head's): without what
+    only the head's container sets (`head_env`: each such variable's value before the head's env
+    was applied, None if it had none), with the group's own container env but for the variables
+    servelab keeps on every node (`servelab_keeps`), as KubeRay gives each pod its own template's
+    env and nothing of the head's."""
+    env = dict(monitor_env)
+    for key, before in (provider_config.get("head_env") or {}).items():
+        if before is None:
+            env.pop(key, None)
+        else:
+            env[key] = before
+    keep = set(provider_config.get("servelab_keeps") or ())  # as on the nodes LocalRay starts itself
+    env.update((k, v) for k, v in ((provider_config.get("env") or {}).get(type_name) or {}).items() if k not in keep)
+    env.pop("RAY_FAKE_CLUSTER", None)
+    return env
+
+
 class LocalNodeProvider(FakeMultiNodeProvider):
     """The fake multi-node provider, launching each node as a worker_node process.
 
@@ -166,10 +185,9 @@ class LocalNodeProvider(FakeMultiNodeProvider):
             cmd = worker_node.command(self.provider_config["gcs_address"], self.provider_config["temp_dir"],
                                       worker_ports(), num_cpus=cpus, num_gpus=gpus, memory=memory,
                                       labels=labels, resources=custom)
-            env = {**os.environ, **self.provider_config.get("env", {}).get(type_name, {}),
+            env = {**worker_env(os.environ, self.provider_config, type_name),
                    "RAY_OVERRIDE_NODE_ID_FOR_TESTING": node_id,
                    "RAY_CLOUD_INSTANCE_ID": node_id, "RAY_NODE_TYPE_NAME": type_name}
-            env.pop("RAY_FAKE_CLUSTER", None)
             log_path = os.path.join(self._log_dir, f"node-{type_name}-{node_id[-5:]}.log")
             proc = processes.spawn_node(cmd, env, log_path)
             processes.record_session(self._log_dir, proc.pid)

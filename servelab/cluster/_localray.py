@@ -202,16 +202,7 @@ class LocalRay:
 
     def ray_env(self) -> dict[str, str]:
         """Environment for every process that runs or talks to this cluster."""
-        return {
-            "RAY_AUTH_MODE": "token",
-            "RAY_AUTH_TOKEN_PATH": str(self.token_file),
-            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # node IP stays 127.0.0.1
-            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # no drain on SIGTERM (see the module doc)
-            "RAY_USAGE_STATS_ENABLED": "0",
-            fault_flags.ENV: str(self._dir / "faults"),  # where `servelab fault` flags replicas
-            profiles.ENV: self.profile.name,  # worker nodes and drivers follow the head
-            **self.profile.env,
-        }
+        return cluster_env(self._dir, self.profile)
 
     def cli_env(self) -> dict[str, str]:
         """What Ray's own CLIs (`ray`, `serve`) need to talk to this cluster unchanged: its GCS
@@ -292,6 +283,11 @@ class LocalRay:
         config, self.autoscaler_warnings = autoscaling.autoscaler_config(
             self.name, self.autoscale, gcs_address=self.gcs_address, temp_dir=str(self._dir / "r"),
             max_nodes=max_nodes())
+        # What the head's container env put in the monitor's env, undone for the worker pods it
+        # starts (autoscaler.worker_env); the variables servelab sets on every node stay.
+        kept = {*env_servelab_keeps(self.profile), "PYTHONPATH"}
+        config["provider"]["head_env"] = {k: os.environ.get(k) for k in self.env if k not in kept}
+        config["provider"]["servelab_keeps"] = sorted(env_servelab_keeps(self.profile))
         tmp = self._dir / (AUTOSCALER_CONFIG + ".tmp")  # atomic: the monitor re-reads it every loop
         tmp.write_text(json.dumps(config, indent=2))
         tmp.replace(self._dir / AUTOSCALER_CONFIG)
@@ -674,3 +670,24 @@ def _refresh_ray_settings() -> None:
         _ray.auth_token_loader().instance().reset_cache()
     except Exception:  # older or newer Ray without these hooks: env vars suffice
         pass
+
+
+def cluster_env(folder: Path, profile) -> dict[str, str]:
+    """What LocalRay.ray_env sets for every process of the cluster in `folder`."""
+    return {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(folder / "auth_token"),
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # node IP stays 127.0.0.1
+        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # no drain on SIGTERM (see the module doc)
+        "RAY_USAGE_STATS_ENABLED": "0",
+        fault_flags.ENV: str(folder / "faults"),  # where `servelab fault` flags replicas
+        profiles.ENV: profile.name,  # worker nodes and drivers follow the head
+        **profile.env,
+    }
+
+
+def env_servelab_keeps(profile=None) -> set[str]:
+    """The variables a pod's container env cannot change on a local node (LocalRay._node_env):
+    the cluster's own, its marker, and PATH (this environment's Python first)."""
+    return {*cluster_env(Path("/"), profile or profiles.choose()), processes.MARKER, "PATH"}
+

@@ -111,15 +111,18 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float, show
     wait_for(ready, what="Prometheus", layer="Ray runtime", timeout=timeout, show=show, hint=f"its log: {log}")
 
 
-def add_rules(cluster_dir: Path, prometheus, name: str, text: str, timeout: float = 30) -> list[dict]:
-    """Check `text` (a Prometheus rules file) with promtool, put it beside the cluster's other
-    rules as <name>.yaml, reload Prometheus and return the groups it loaded from it."""
+def check_rules(folder: Path, name: str, text: str) -> None:
+    """`promtool check rules` on `text`, written to a hidden file in `folder` (not *.yaml, so a
+    Prometheus that reads that folder never sees it); raises PrometheusError with its findings."""
     from servelab.clients.prometheus import PrometheusError
 
     if not name.replace("-", "").replace("_", "").isalnum():
         raise ValueError(f"rules name {name!r}: letters, digits, - and _ only")
-    folder = cluster_dir / FOLDER / "rules"
-    candidate = folder / f".{name}.check.yaml"  # not *.yaml to Prometheus's glob until it passes
+    if shutil.which("promtool") is None:
+        raise PrometheusError("promtool is not installed, so the rules cannot be checked",
+                              hint="`make system` (Debian's prometheus package) brings it")
+    folder.mkdir(parents=True, exist_ok=True)
+    candidate = folder / f".{name}.check.yaml"
     candidate.write_text(text)
     try:
         checked = subprocess.run(["promtool", "check", "rules", str(candidate)], capture_output=True, text=True,
@@ -130,6 +133,13 @@ def add_rules(cluster_dir: Path, prometheus, name: str, text: str, timeout: floa
         findings = (checked.stdout + checked.stderr).replace(str(candidate), f"{name}.yaml").strip()
         raise PrometheusError(f"promtool rejects the rules:\n{findings}",
                               hint="each finding names the group, the rule and the field")
+
+
+def add_rules(cluster_dir: Path, prometheus, name: str, text: str, timeout: float = 30) -> list[dict]:
+    """Check `text` (a Prometheus rules file) with promtool, put it beside the cluster's other
+    rules as <name>.yaml, reload Prometheus and return the groups it loaded from it."""
+    folder = cluster_dir / FOLDER / "rules"
+    check_rules(folder, name, text)
     path = folder / f"{name}.yaml"
     path.write_text(text)
     prometheus.reload()

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import copy
 import os
+import shlex
+import shutil
 import signal
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -464,11 +467,14 @@ CLUSTER_LABEL, POD_GROUP_LABEL, NODE_TYPE_LABEL = "ray.io/cluster", "ray.io/grou
 
 
 def exec_command(action: str, pid: int | None = None, flag: str | None = None) -> list[str]:
-    """What runs inside a Ray pod (`kubectl exec`) for one primitive."""
+    """What runs inside a Ray pod (`kubectl exec`) for one primitive. A flag goes where the
+    replica looks (faults/_flags.py fault_dir): the folder SERVELAB_FAULT_DIR names in the
+    container's environment, else /tmp/servelab-faults."""
     if action == "signal":
         return ["kill", "-s", flag or "KILL", str(pid)]
     if action == "flag":
-        return ["sh", "-c", f"mkdir -p {fault_flags.POD_DIR} && touch {fault_flags.POD_DIR}/{flag}"]
+        folder = f'"${{{fault_flags.ENV}:-{fault_flags.POD_DIR}}}"'
+        return ["sh", "-c", f'mkdir -p {folder} && touch {folder}/{flag}']
     raise ValueError(action)
 
 
@@ -476,8 +482,8 @@ class KubernetesFaults(DashboardClients, Faults):
     """Faults on a RayService/RayCluster managed by KubeRay.
 
     Serve and the State API are read through a port-forward to the head's
-    dashboard (`target.port_forward(name)`); processes are reached with the
-    pod exec API; nodes are pods, deleted without grace as a crash would.
+    dashboard (`target.port_forward(name)`); processes are reached with
+    `kubectl exec`; nodes are pods, deleted without grace as a crash would.
     """
 
     def __init__(self, target, name: str, dashboard_url: str, *, kind: str = "RayService",
@@ -513,11 +519,21 @@ class KubernetesFaults(DashboardClients, Faults):
         raise FaultError(f"no pod of {self.target} has IP {where.get('node_ip')}", layer="Kubernetes")
 
     def _exec(self, pod, command: list[str]) -> str:
-        from kubernetes.stream import stream
-
-        container = pod.spec.containers[0].name  # KubeRay puts the Ray container first
-        return stream(self._core.connect_get_namespaced_pod_exec, pod.metadata.name, self.namespace,
-                      command=command, container=container, stderr=True, stdin=False, stdout=True, tty=False)
+        """`kubectl exec` in the Ray container (KubeRay puts it first): the command a learner
+        would type, and kubectl's exit status, which the pod exec API leaves out."""
+        if shutil.which("kubectl") is None:
+            raise FaultError("kubectl is not installed; see https://kubernetes.io/docs/tasks/tools/",
+                             layer="Kubernetes")
+        argv = ["kubectl", "exec", "-n", self.namespace, pod.metadata.name, "-c", pod.spec.containers[0].name,
+                "--", *command]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            raise FaultError(f"`{shlex.join(argv)}` did not return within 60 s", layer="Kubernetes") from None
+        if done.returncode != 0:
+            raise FaultError(f"`{shlex.join(argv)}` exited {done.returncode}: {done.stderr.strip()[-500:]}",
+                             layer="Kubernetes")
+        return done.stdout
 
     def _signal(self, where: dict, pid: int, sig: signal.Signals) -> None:
         self._exec(self._pod_at(where), exec_command("signal", pid, sig.name.removeprefix("SIG")))

@@ -8,6 +8,9 @@
     lab.placement()                  # {"app/Deployment": {group: RUNNING replicas}}
     lab.pods(**{"ray.io/group": "gpu-workers"})   # the pods, as the API server lists them
     lab.wait_running()               # every Serve application RUNNING where traffic goes
+    lab.prometheus                   # PromQL: the local cluster's Prometheus, or kube-prometheus-stack's
+    lab.add_prometheus_rules(n, y)   # a rules file, checked by promtool (a PrometheusRule on Kubernetes)
+    lab.faults()                     # servelab.faults on this cluster (kubectl exec on Kubernetes)
     lab.down()                       # delete it (as the kind it is), or stop it locally
     lab.close()
 
@@ -26,7 +29,7 @@ import string
 
 from servelab.clients import DashboardClients, node_group
 from servelab.clients._serve import running_by_group
-from servelab.errors import Failed
+from servelab.errors import Failed, Stuck
 from servelab.observe import wait_for
 from servelab.targets import KubernetesTarget, get_target, local
 from servelab.targets._kuberay import applications_ready
@@ -43,6 +46,8 @@ class LiveCluster(DashboardClients):
         self.namespace = (namespace or self.target.namespace or "default") if self.on_kubernetes else None
         self._kind = kind
         self._forwards: dict[str, object] = {}  # "serve" / "dashboard" -> its own PortForward
+        self._prometheus = None  # on Kubernetes: a client whose port-forward close() ends
+        self._no_prometheus: str | None = None  # why the port-forward to Prometheus failed
         atexit.register(self.close)  # kubectl port-forward ends with the kernel, not after it
 
     @property
@@ -120,8 +125,53 @@ class LiveCluster(DashboardClients):
     @property
     def metrics_urls(self) -> list[str]:
         """Each node's Prometheus endpoint where this machine reaches it: the local cluster's;
-        none on Kubernetes, where Prometheus scrapes the pods (a Dashboard then shows no traffic)."""
+        none on Kubernetes, where Prometheus scrapes the pods (a Dashboard reads it there, if installed)."""
         return [] if self.on_kubernetes else self._cluster.metrics_urls
+
+    @property
+    def prometheus(self):
+        """The Prometheus that scrapes this cluster (servelab.clients.Prometheus): the local
+        cluster's own; on Kubernetes kube-prometheus-stack's, through a port-forward
+        (KubernetesTarget.prometheus), opened on first use and ended by close()."""
+        if not self.on_kubernetes:
+            return self._cluster.prometheus
+        if self._prometheus is None:
+            self._prometheus = self.target.prometheus(show=False)
+        return self._prometheus
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """Where that Prometheus answers, or None where none runs (a Dashboard then reads the
+        raw metrics instead). On Kubernetes the port-forward is tried once."""
+        if not self.on_kubernetes:
+            return self._cluster.prometheus_url
+        if self._prometheus is None and self._no_prometheus is None:
+            try:
+                _ = self.prometheus
+            except (Failed, Stuck) as exc:
+                self._no_prometheus = str(exc)
+        return self._prometheus.url if self._prometheus is not None else None
+
+    def add_prometheus_rules(self, name: str, text: str) -> list[dict]:
+        """Load a rules file (YAML text) into that Prometheus after `promtool check rules`, and
+        return the groups it loaded: locally as <name>.yaml beside the cluster's rules; on
+        Kubernetes as the PrometheusRule <cluster>-<name> in the cluster's namespace, owned by
+        the RayCluster/RayService (so deleting that deletes it too)."""
+        if not self.on_kubernetes:
+            return self._cluster.add_prometheus_rules(name, text)
+        owner = self.target.get(self.name, self.kind, self.namespace)  # deleted with it, by Kubernetes
+        return self.target.add_prometheus_rules(f"{self.name}-{name}", text, self.prometheus,
+                                                namespace=self.namespace, owner=owner)
+
+    def faults(self):
+        """Fault injection on this cluster (servelab.faults): signals and flags through the local
+        cluster's own pids, or `kubectl exec` and pod deletes on Kubernetes; the same verbs."""
+        from servelab.faults import KubernetesFaults, LocalFaults
+
+        if not self.on_kubernetes:
+            return LocalFaults(self._cluster)
+        return KubernetesFaults(self.target, self.name, self.dashboard_url, kind=self.kind, namespace=self.namespace,
+                                token=self.token)
 
     def run_job(self, entrypoint: str, *, working_dir: str | None = None, timeout: float = 300,
                 show: bool = True) -> str:
@@ -219,6 +269,9 @@ class LiveCluster(DashboardClients):
         for forward in self._forwards.values():
             forward.stop()
         self._forwards.clear()
+        if self._prometheus is not None:
+            self._prometheus.close()
+            self._prometheus = None
 
     def __enter__(self) -> "LiveCluster":
         return self

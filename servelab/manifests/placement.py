@@ -59,10 +59,15 @@ def _shape(group: str, spec: dict, max_nodes: int) -> NodeShape:
 
 def container_env(group: dict) -> tuple[dict[str, str], list[str]]:
     """The `env` of a group's Ray container (the first one), as its Ray processes see it: the
-    entries with a literal `value`, and the names of those taken `valueFrom` a Secret, a
-    ConfigMap or the pod's own fields, which only an API server can resolve."""
+    entries with a literal `value`, and what only an API server can resolve: the names of those
+    taken `valueFrom` a Secret, a ConfigMap or the pod's own fields, and each `envFrom` source
+    (as "envFrom configMapRef NAME")."""
     containers = ((group.get("template") or {}).get("spec") or {}).get("containers") or [{}]
     literal, unresolved = {}, []
+    for source in containers[0].get("envFrom") or []:
+        for ref in ("configMapRef", "secretRef"):
+            if isinstance(source, dict) and isinstance(source.get(ref), dict):
+                unresolved.append(f"envFrom {ref} {source[ref].get('name', '?')}")
     for entry in containers[0].get("env") or []:
         if not isinstance(entry, dict) or not entry.get("name"):
             continue

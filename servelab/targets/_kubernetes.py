@@ -43,6 +43,7 @@ OPERATOR_RELEASE = "kuberay-operator"
 OPERATOR_NAMESPACE = "kuberay-system"
 GROUP, VERSION = "ray.io", "v1"
 PLURALS = {"RayCluster": "rayclusters", "RayService": "rayservices", "RayJob": "rayjobs"}
+RULES_GROUP, RULES_VERSION = "monitoring.coreos.com", "v1"  # the Prometheus operator's PrometheusRule
 CRDS = tuple(f"{plural}.{GROUP}" for plural in PLURALS.values())
 SERVE_PORT, DASHBOARD_PORT = 8000, 8265
 
@@ -361,6 +362,62 @@ class KubernetesTarget(Target):
         forward.start(show=show)
         return Prometheus(f"http://{LOOPBACK}:{forward.local_ports['prometheus']}", on_close=forward.stop)
 
+    def add_prometheus_rules(self, name: str, text: str, prometheus, *, namespace: str | None = None,
+                             owner: dict | None = None, release: str = "prometheus", timeout: float = 180,
+                             show: bool = True) -> list[dict]:
+        """A Prometheus rules file (YAML text) as the PrometheusRule `name`, checked by promtool
+        first and labelled `release` (kube-prometheus-stack's rule selector); `owner` (an object
+        of this namespace) makes Kubernetes delete it with that object. Waits until the operator
+        has handed it to `prometheus` (a Prometheus client); returns the groups loaded from it."""
+        import yaml
+        from kubernetes.client.exceptions import ApiException
+
+        from servelab.cluster import _prometheus as local_prometheus
+
+        if shutil.which("promtool"):  # else the operator's admission webhook is the only check
+            with tempfile.TemporaryDirectory() as scratch:
+                local_prometheus.check_rules(Path(scratch), name, text)
+        namespace = namespace or self._namespace()
+        groups = yaml.safe_load(text)["groups"]
+        for group in groups:  # evaluated as often as the local target's (the chart's default is 30 s)
+            group.setdefault("interval", local_prometheus.SCRAPE_INTERVAL)
+        metadata = {"name": name, "namespace": namespace, "labels": {"release": release}}
+        if owner is not None:
+            metadata["ownerReferences"] = [{"apiVersion": owner["apiVersion"], "kind": owner["kind"],
+                                            "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"]}]
+        body = {"apiVersion": f"{RULES_GROUP}/{RULES_VERSION}", "kind": "PrometheusRule", "metadata": metadata,
+                "spec": {"groups": groups}}
+        rules = (RULES_GROUP, RULES_VERSION, namespace, "prometheusrules")
+        try:
+            try:
+                created = self._custom.create_namespaced_custom_object(*rules, body)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                # Replaced as a new object: a new UID, so a new rules file, and no wait can
+                # mistake the old version's groups for the new ones.
+                self._custom.delete_namespaced_custom_object(*rules, name)
+                created = wait_for(lambda: _create_once(self._custom, rules, body), what=f"PrometheusRule {name} "
+                                   "re-created", layer="Kubernetes", timeout=30, interval=0.5, show=False)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise Failed("Kubernetes", "the PrometheusRule CRD is not installed: install kube-prometheus-stack "
+                                           "(docs/kubernetes-on-kind.md, section 10)") from None
+            raise _api_error(exc, "PrometheusRule") from None
+        # prometheus-operator names the file <namespace>-<name>-<uid>.yaml (resource_selector.go);
+        # then its config reloader reloads Prometheus: up to a minute or two on a real cluster.
+        wanted_file = f"{namespace}-{name}-{created['metadata']['uid']}.yaml"
+        wanted = {g["name"] for g in groups}
+
+        def loaded():
+            found = [g for g in prometheus.rules() if Path(g.get("file", "")).name == wanted_file]
+            return found if {g["name"] for g in found} == wanted else None
+
+        return wait_for(loaded, what=f"PrometheusRule {namespace}/{name} loaded by Prometheus", layer="Kubernetes",
+                        timeout=timeout, interval=2, show=show,
+                        hint=f"does the Prometheus select rules labelled release={release}? "
+                             "`kubectl get prometheus -A -o yaml | grep -A3 ruleSelector`")
+
     def endpoints(self, name: str, kind: str | None = None, namespace: str | None = None) -> dict:
         """The URLs of a port-forward this target opened (`port_forward`), else None and how to open one."""
         name, kind, namespace = self._ref(name, kind, namespace)
@@ -515,3 +572,16 @@ def _accepts(port: int, proc: subprocess.Popen, log) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex((LOOPBACK, port)) == 0
+
+
+def _create_once(custom, rules: tuple, body: dict) -> dict | None:
+    """Create the object, or None while the deleted one of that name is still being removed."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return custom.create_namespaced_custom_object(*rules, body)
+    except ApiException as exc:
+        if exc.status == 409:
+            return None
+        raise
+

@@ -27,7 +27,7 @@ import yaml
 from servelab.clients._state import GROUP_LABEL, node_group
 from servelab.cluster import _processes as processes
 from servelab.cluster import _service as service
-from servelab.cluster._localray import AUTOSCALER_CONFIG, PROXY_LOCATION, LocalRay, default_root, max_nodes
+from servelab.cluster._localray import AUTOSCALER_CONFIG, PROXY_LOCATION, LocalRay, default_root, env_servelab_keeps, max_nodes
 from servelab.cluster._ports import LOOPBACK, visible_port
 from servelab.errors import ServelabError
 from servelab.manifests import placement
@@ -487,8 +487,12 @@ def _pod_env(cluster_spec: dict, group: str, show: bool) -> dict[str, str]:
         (g for g in cluster_spec.get("workerGroupSpecs") or [] if g.get("groupName") == group), None)
     env, unresolved = placement.container_env(spec or {})
     if unresolved and show:
-        print(f"note: {group}: env {', '.join(unresolved)} take valueFrom (a Secret, a ConfigMap or the pod's "
-              "fields), which only an API server resolves: the local target leaves them unset")
+        print(f"note: {group}: env {', '.join(unresolved)}: a Secret, a ConfigMap or the pod's fields "
+              "(valueFrom, envFrom), which only an API server resolves: the local target leaves them unset")
+    kept = sorted(set(env) & env_servelab_keeps())
+    if kept and show:
+        print(f"note: {group}: env {', '.join(kept)} keep the local target's values (its nodes need them: "
+              "token auth, the fault folder, this machine's profile and Python); on KubeRay yours apply")
     return env
 
 

@@ -13,7 +13,7 @@ LAB = "lab6-fault-injection"
 
 def no_model_check(service: str) -> str:
     # Tight health-check timings, but Serve's default check: it asks the actor, never the model.
-    start, end = service.index("    def check_health"), service.index("serve.run(")
+    start, end = service.index("    def check_health"), service.index("app = Sentiment.bind()")
     return service[:start].rstrip() + "\n\n\n" + service[end:]
 
 

@@ -11,25 +11,35 @@ check that reaches a local cluster directly, instead of through the API, finds n
 
 from __future__ import annotations
 
+import os
 import queue
 import re
+import subprocess
 import threading
 from pathlib import Path
 
 import yaml
-from k8s_api import CUSTOM, FakeAPIServer, status_body
+from k8s_api import CUSTOM, NO_TYPE, FakeAPIServer, status_body
 from kubectl_shim import TOKEN_ANNOTATION
 
+from servelab.cluster._prometheus import FOLDER as PROMETHEUS_FOLDER
 from servelab.targets import _local_objects as local_objects
 from servelab.targets import local
 
 # The labs whose graded cells run on both targets (tests/live/test_labs_on_kubernetes.py runs
 # them through this bridge; tests/unit/test_labs_read_both_targets.py checks what they read).
-BOTH_TARGET_LABS = ["lab3-kuberay-cluster", "lab4-rayservice-gpu", "lab5-autoscaling-batching", "lab7-debug-by-layer"]
+BOTH_TARGET_LABS = ["lab3-kuberay-cluster", "lab4-rayservice-gpu", "lab5-autoscaling-batching",
+                    "lab6-fault-injection", "lab7-debug-by-layer"]
 # The node pool a lab's scenario assumes (pods the scheduler has room for, head included): on a
 # real cluster its nodes decide; behind the bridge, SERVELAB_MAX_NODES in the "operator" plays it.
 NODE_POOL = {"lab7-debug-by-layer": 3}
 SERVICE = re.compile(r"^/api/v1/namespaces/([^/]+)/services/([^/?]+)$")
+# `kubectl exec` (kubectl_shim.py asks here; a real kubectl upgrades the connection to a stream).
+EXEC = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/?]+)/exec$")
+# The Prometheus operator's PrometheusRule, and kube-prometheus-stack's Prometheus Service as
+# installed by docs/kubernetes-on-kind.md (release `prometheus` in prometheus-system).
+RULES = re.compile(r"^/apis/monitoring\.coreos\.com/v1/namespaces/([^/]+)/prometheusrules(?:/([^/?]+))?$")
+PROMETHEUS_SERVICE = ("prometheus-system", "prometheus-kube-prometheus-prometheus")
 
 
 class LocalBridge(FakeAPIServer):
@@ -41,6 +51,7 @@ class LocalBridge(FakeAPIServer):
         self.workdir = workdir
         self.names: set[str] = set()
         self.errors: dict[str, str] = {}  # name -> why its last `up` failed
+        self.rules: dict[tuple[str, str], dict] = {}  # (namespace, name) -> PrometheusRule
         self._jobs: queue.Queue = queue.Queue()
         self._worker = threading.Thread(target=self._run_jobs, name="k8s-bridge-operator", daemon=True)
 
@@ -107,7 +118,82 @@ class LocalBridge(FakeAPIServer):
                      for p in local_objects.list_objects(self._clusters(), "pod")}
         return super().list_pods(namespace, query)
 
+    # -- what runs beside KubeRay: Prometheus and its operator, a pod's shell ---------------
+    def _prometheus_cluster(self):
+        """The cluster whose Prometheus plays kube-prometheus-stack's (a lab's one cluster)."""
+        return next((c for c in self._clusters() if c.prometheus_url), None)
+
+    def _prometheus_rule(self, method: str, namespace: str, name: str | None, body: dict | None):
+        """PrometheusRules, stored (each with a UID), and handed to that Prometheus as the operator
+        hands them: one rules file per object, <namespace>-<name>-<uid>.yaml."""
+        key = (namespace, name or (body or {}).get("metadata", {}).get("name"))
+        missing = 404, status_body(404, "NotFound", f'prometheusrules.monitoring.coreos.com "{key[1]}" not found')
+        if method == "GET":
+            return (200, self.rules[key]) if key in self.rules else missing
+        if method == "DELETE":
+            if key not in self.rules:
+                return missing
+            self._unload_rules(key)
+            return 200, self.rules.pop(key)
+        if method == "POST" and key in self.rules:
+            return 409, status_body(409, "AlreadyExists", f'prometheusrules.monitoring.coreos.com "{key[1]}" '
+                                                          'already exists')
+        if method == "POST":
+            cluster = self._prometheus_cluster()
+            if cluster is None:
+                return 404, status_body(404, "NotFound", NO_TYPE)  # no kube-prometheus-stack: no such CRD
+            self._version += 1
+            self.rules[key] = {**body, "metadata": {**body["metadata"], "uid": f"uid-{self._version}",
+                                                    "resourceVersion": str(self._version)}}
+            cluster.add_prometheus_rules(self._rules_file(key), yaml.safe_dump({"groups": body["spec"]["groups"]}))
+            return 201, self.rules[key]
+        return 405, status_body(405, "MethodNotAllowed", method)
+
+    def _rules_file(self, key: tuple[str, str]) -> str:
+        return f"{key[0]}-{key[1]}-{self.rules[key]['metadata']['uid']}"
+
+    def _unload_rules(self, key: tuple[str, str]) -> None:
+        cluster = self._prometheus_cluster()
+        if cluster is not None:
+            (cluster.dir / PROMETHEUS_FOLDER / "rules" / f"{self._rules_file(key)}.yaml").unlink(missing_ok=True)
+            cluster.prometheus.reload()
+
+    def _collect_garbage(self, owner_uid: str) -> None:
+        """What Kubernetes' garbage collector does when an owner goes: its PrometheusRules go too."""
+        for key, rule in list(self.rules.items()):
+            if any(ref.get("uid") == owner_uid for ref in rule["metadata"].get("ownerReferences") or []):
+                self._unload_rules(key)
+                del self.rules[key]
+
+    def _prometheus_service(self) -> dict | None:
+        cluster = self._prometheus_cluster()
+        if cluster is None:
+            return None
+        return {"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": PROMETHEUS_SERVICE[1], "namespace": PROMETHEUS_SERVICE[0]},
+                "spec": {"ports": [{"name": "http-web", "port": 9090, "localPort": cluster.prometheus_port}]}}
+
+    def _exec(self, namespace: str, pod_name: str, body: dict):
+        """Run the command as the pod's container would: with its node's environment (a local
+        node's SERVELAB_FAULT_DIR included)."""
+        pod = next((p for p in local_objects.list_objects(self._clusters(), "pod")
+                    if p["metadata"]["name"] == pod_name), None)
+        if pod is None:
+            return 404, status_body(404, "NotFound", f'pods "{pod_name}" not found')
+        wanted = pod["metadata"]["labels"].get("ray.io/cluster")
+        cluster = next(c for c in self._clusters() if local_objects.ray_cluster_name(c) == wanted)
+        done = subprocess.run(body["command"], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, **cluster.ray_env()})
+        return 200, {"stdout": done.stdout, "stderr": done.stderr, "exitCode": done.returncode}
+
     def route(self, method: str, path: str, body: dict | None):
+        if (m := EXEC.match(path)) and method == "POST":
+            return self._exec(m.group(1), m.group(2), body)
+        if m := RULES.match(path):
+            return self._prometheus_rule(method, m.group(1), m.group(2), body)
+        if (m := SERVICE.match(path)) and m.groups() == PROMETHEUS_SERVICE:
+            svc = self._prometheus_service()
+            return (200, svc) if svc else (404, status_body(404, "NotFound", f'services "{m.group(2)}" not found'))
         if m := SERVICE.match(path):
             services = local_objects.list_objects(self._clusters(), "service")
             for svc in services:
@@ -120,6 +206,7 @@ class LocalBridge(FakeAPIServer):
         m = CUSTOM.match(path)
         code, reply = super().route(method, path, body)
         if m and method == "DELETE" and m.group(3) and code == 200:  # only what was there, of that kind
+            self._collect_garbage(reply["metadata"]["uid"])
             local.down(m.group(3))
             self.names.discard(m.group(3))
         if m and code in (200, 201) and method in ("POST", "PUT"):

@@ -1,7 +1,10 @@
-"""`kubectl port-forward` for the bridge tests (k8s_bridge.py): the one verb the Kubernetes
-target runs as a process. It asks the API server (KUBECONFIG) for the Service, and relays
-127.0.0.1:LOCAL to the port that Service reaches on this machine (its `localPort`), as
-kubectl relays to a pod. Any other verb exits 1, saying so.
+"""`kubectl port-forward` and `kubectl exec` for the bridge tests (k8s_bridge.py): the verbs the
+Kubernetes target runs as processes. Any other verb exits 1, saying so.
+
+port-forward asks the API server (KUBECONFIG) for the Service, and relays 127.0.0.1:LOCAL to
+the port that Service reaches on this machine (its `localPort`), as kubectl relays to a pod.
+exec asks the API server to run the command in the pod (a plain POST here, where a real
+kubectl upgrades the connection to a stream) and prints its output, exiting with its status.
 
 The local target's clusters always require Ray's auth token; the KubeRay cluster the bridge
 plays has auth off unless its manifest turns it on. For the dashboard port the bridge gives
@@ -21,10 +24,36 @@ import yaml
 TOKEN_ANNOTATION = "bridge.servelab.io/dashboard-token"
 
 
-def service_port(namespace: str, service: str, remote: int) -> tuple[int, str | None]:
+def api_server() -> str:
     config = yaml.safe_load(open(os.environ["KUBECONFIG"]))
-    server = config["clusters"][0]["cluster"]["server"]
-    reply = requests.get(f"{server}/api/v1/namespaces/{namespace}/services/{service}", timeout=10)
+    return config["clusters"][0]["cluster"]["server"]
+
+
+def exec_in_pod(argv: list[str]) -> None:
+    """kubectl exec [-n NAMESPACE] POD [-c CONTAINER] -- COMMAND..."""
+    split = argv.index("--")
+    args, command, namespace, container, positional = argv[:split], argv[split + 1:], "default", None, []
+    while args:
+        arg = args.pop(0)
+        if arg in ("-n", "--namespace"):
+            namespace = args.pop(0)
+        elif arg in ("-c", "--container"):
+            container = args.pop(0)
+        else:
+            positional.append(arg)
+    (pod,) = positional
+    reply = requests.post(f"{api_server()}/api/v1/namespaces/{namespace}/pods/{pod}/exec",
+                          json={"command": command, "container": container}, timeout=90)
+    if reply.status_code != 200:
+        sys.exit(f"Error from server (NotFound): {reply.json().get('message')}")
+    done = reply.json()
+    sys.stdout.write(done["stdout"])
+    sys.stderr.write(done["stderr"])
+    sys.exit(done["exitCode"])
+
+
+def service_port(namespace: str, service: str, remote: int) -> tuple[int, str | None]:
+    reply = requests.get(f"{api_server()}/api/v1/namespaces/{namespace}/services/{service}", timeout=10)
     if reply.status_code != 200:
         sys.exit(f'error: services "{service}" not found')
     svc = reply.json()
@@ -73,8 +102,10 @@ async def forward(address: str, local: int, target: int, token: str | None) -> N
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["exec"]:
+        return exec_in_pod(argv[1:])
     if not argv or argv[0] != "port-forward":
-        sys.exit(f"kubectl (test shim): only port-forward is served here, not {' '.join(argv[:1])!r}")
+        sys.exit(f"kubectl (test shim): only port-forward and exec are served here, not {' '.join(argv[:1])!r}")
     args, address, namespace = argv[1:], "127.0.0.1", "default"
     positional = []
     while args:

@@ -81,3 +81,32 @@ def test_each_groups_container_env_goes_with_the_pods_the_provider_starts():
     from servelab.manifests.placement import container_env
 
     assert container_env(gpu) == ({"RAY_SERVE_SLOW_STARTUP_WARNING_S": "10", "EMPTY": ""}, ["TOKEN"])
+
+
+def test_a_worker_the_autoscaler_starts_has_none_of_the_heads_container_env():
+    # KubeRay gives each pod its own template's env (common/pod.go): the local monitor runs with
+    # the head's, so the provider undoes what only the head's container set.
+    from servelab.cluster._autoscaler import worker_env
+
+    monitor = {"PATH": "/bin", "HEAD_ONLY": "1", "SHARED": "head's", "RAY_FAKE_CLUSTER": "1", "RAY_AUTH_MODE": "token"}
+    provider = {"head_env": {"HEAD_ONLY": None, "SHARED": "shell's"}, "servelab_keeps": ["PATH", "RAY_AUTH_MODE"],
+                "env": {"gpu-workers": {"GROUP": "gpu", "RAY_AUTH_MODE": "disabled"}}}
+    kept = {"PATH": "/bin", "SHARED": "shell's", "RAY_AUTH_MODE": "token"}
+    assert worker_env(monitor, provider, "gpu-workers") == {**kept, "GROUP": "gpu"}
+    assert worker_env(monitor, provider, "cpu-workers") == kept
+
+
+def test_the_local_target_says_which_pod_env_it_cannot_honour(capsys):
+    # KubeRay keeps a container's env in the pod (common/pod.go); a local node keeps servelab's
+    # own variables instead, and says so rather than drop the learner's value silently.
+    from servelab.targets._local import _pod_env
+
+    spec = {"headGroupSpec": {"template": {"spec": {"containers": [{"name": "ray-head", "env": [
+        {"name": "RAY_AUTH_MODE", "value": "disabled"}, {"name": "MY_SETTING", "value": "1"},
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+        "envFrom": [{"configMapRef": {"name": "settings"}}]}]}}}}
+    assert _pod_env(spec, "head", show=True) == {"RAY_AUTH_MODE": "disabled", "MY_SETTING": "1"}
+    said = capsys.readouterr().out
+    assert "env envFrom configMapRef settings, TOKEN: a Secret" in said
+    assert "env RAY_AUTH_MODE keep the local target's values" in said
+    assert "MY_SETTING" not in said

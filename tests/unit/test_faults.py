@@ -4,6 +4,8 @@ target up to its boundary (a stand-in API server and a stand-in Ray dashboard on
 recorded instead of run)."""
 
 import json
+import os
+import subprocess
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -126,6 +128,22 @@ class FakeDashboard:
         self._serving.__exit__(*exc)
 
 
+# What `kubectl exec` runs to raise a flag: the folder the replica reads (faults/_flags.py).
+FLAG, FOLDER = ["sh", "-c"], f'"${{{fault_flags.ENV}:-{fault_flags.POD_DIR}}}"'
+
+
+def test_a_flag_raised_in_the_pod_is_where_the_replica_looks(tmp_path, monkeypatch):
+    # Run the pod's command with the replica's environment: with SERVELAB_FAULT_DIR (a local
+    # node) the flag lands in that folder; without it (a KubeRay pod) in /tmp/servelab-faults.
+    command = faults.exec_command("flag", flag=fault_flags.flag_name(fault_flags.LOSE_STATE, 4242))
+    monkeypatch.setenv(fault_flags.ENV, str(tmp_path / "node"))
+    subprocess.run(command, check=True)
+    assert fault_flags.raised(fault_flags.LOSE_STATE, pid=4242)
+    folder = command[2].split()[2]  # mkdir -p FOLDER && ...: where it goes without the variable
+    monkeypatch.delenv(fault_flags.ENV)
+    assert subprocess.run(["sh", "-c", f"echo {folder}"], capture_output=True, text=True).stdout.strip() == \
+        fault_flags.POD_DIR == fault_flags.fault_dir()
+
 @pytest.fixture
 def k8s(tmp_path):
     with FakeAPIServer() as api, FakeDashboard() as dash:
@@ -178,8 +196,7 @@ def test_replica_faults_exec_in_the_pod_that_runs_the_replica(k8s):
     assert execs == [
         ("rag-abcde-gpu-workers-z3", ["kill", "-s", "KILL", "321"]),
         ("rag-abcde-gpu-workers-z3", ["kill", "-s", "STOP", "321"]),
-        ("rag-abcde-gpu-workers-z3", ["sh", "-c", f"mkdir -p {fault_flags.POD_DIR} && "
-                                                  f"touch {fault_flags.POD_DIR}/unhealthy-321"]),
+        ("rag-abcde-gpu-workers-z3", FLAG + ["mkdir -p " + FOLDER + " && touch " + FOLDER + "/unhealthy-321"]),
     ]
 
 
@@ -234,8 +251,7 @@ def test_a_replica_can_be_picked_by_id(k8s):
 def test_lose_state_flags_only_that_replica(k8s):
     _, _, injector, execs = k8s
     fault = injector.lose_state("rag", "Generator", show=False)
-    assert execs == [("rag-abcde-gpu-workers-z3", ["sh", "-c", f"mkdir -p {fault_flags.POD_DIR} && "
-                                                               f"touch {fault_flags.POD_DIR}/lose-state-321"])]
+    assert execs == [("rag-abcde-gpu-workers-z3", FLAG + ["mkdir -p " + FOLDER + " && touch " + FOLDER + "/lose-state-321"])]
     assert fault.verb == "lose-state" and fault.before == {"replicas": 1}
 
 
@@ -258,3 +274,21 @@ def test_kill_head_by_its_cli_name_on_the_local_target_explains_why_not():
     local.target = "local:x"
     with pytest.raises(faults.FaultError, match="Kubernetes target"):
         local.inject("kill-head")
+
+
+def test_kubectl_exec_runs_in_the_ray_container_and_a_failure_says_why(k8s, tmp_path, monkeypatch):
+    # What KubernetesFaults runs is the command a learner would type: kubectl exec in the pod's
+    # first container (KubeRay's Ray container), kubectl's exit status and stderr kept.
+    _, _, injector, _ = k8s
+    del injector._exec  # the real one, with a kubectl on PATH that records what it was asked
+    calls = tmp_path / "calls"
+    kubectl = tmp_path / "bin" / "kubectl"
+    kubectl.parent.mkdir()
+    kubectl.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n'
+                       'case "$*" in *STOP*) echo "kill: (321): No such process" >&2; exit 1;; esac\n')
+    kubectl.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{kubectl.parent}{os.pathsep}{os.environ['PATH']}")
+    injector.kill_replica("rag", "Generator", show=False)
+    assert calls.read_text() == "exec -n ray-serving rag-abcde-gpu-workers-z3 -c ray-worker -- kill -s KILL 321\n"
+    with pytest.raises(faults.FaultError, match=r"exited 1: kill: \(321\): No such process"):
+        injector.hang_replica("rag", "Generator", show=False)

@@ -139,4 +139,6 @@ def test_the_pod_monitors_select_every_pod_kuberay_makes_by_its_metrics_port():
         assert len(chosen) == 1, (labels, [m["metadata"]["name"] for m in chosen])  # scraped once, not twice
         assert [e["port"] for e in chosen[0]["spec"]["podMetricsEndpoints"]] == ["metrics"]
         assert chosen[0]["metadata"]["labels"]["release"] == "prometheus"
+        # scraped as often as the local target's Prometheus scrapes, which the lab 6 checks assume
+        assert [e["interval"] for e in chosen[0]["spec"]["podMetricsEndpoints"]] == [prom.SCRAPE_INTERVAL]
     assert kuberay.DEFAULT_PORTS["metrics"] == "8080"
