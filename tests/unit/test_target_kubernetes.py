@@ -356,3 +356,49 @@ def test_every_servelab_command_in_the_kind_guide_parses():
     assert len(commands) >= 8
     for line in commands:
         build_parser().parse_args(shlex.split(line))  # argparse exits on an unknown option
+
+
+def test_rules_go_to_prometheus_as_a_prometheus_rule_owned_by_the_cluster_and_a_rerun_replaces_them():
+    """A PrometheusRule per rules file, labelled for the chart's rule selector and owned by the
+    RayCluster; loaded once Prometheus lists the file prometheus-operator writes for that very
+    object, <namespace>-<name>-<uid>.yaml (pkg/prometheus/resource_selector.go). Loading again
+    re-creates it, so the wait cannot take the old version's groups for the new ones."""
+    import re
+
+    rules_path = re.compile(r"^/apis/monitoring\.coreos\.com/v1/namespaces/([^/]+)/prometheusrules(?:/([^/?]+))?$")
+
+    class WithOperator(FakeAPIServer):
+        rules: dict = {}
+
+        def route(self, method, path, body):
+            m = rules_path.match(path)
+            if not m:
+                return super().route(method, path, body)
+            name = m.group(2) or body["metadata"]["name"]
+            if method == "DELETE":
+                return 200, self.rules.pop(name)
+            if name in self.rules:
+                return 409, {"kind": "Status", "code": 409, "reason": "AlreadyExists", "message": "exists"}
+            self._version += 1
+            self.rules[name] = {**body, "metadata": {**body["metadata"], "uid": f"u{self._version}"}}
+            return 201, self.rules[name]
+
+    class Operated:  # the Prometheus the operator reloads: one file per PrometheusRule, as it stands
+        def rules(self):
+            return [{**group, "file": f"/etc/prometheus/rules/ray-serving-{name}-{rule['metadata']['uid']}.yaml",
+                     "rules": []} for name, rule in api.rules.items() for group in rule["spec"]["groups"]]
+
+    text = "groups:\n  - name: lab6\n    rules:\n      - alert: Down\n        expr: up == 0\n"
+    owner = {"apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": {"name": "lab6-faults", "uid": "c1"}}
+    with WithOperator() as api:
+        target = k8s.KubernetesTarget(namespace="ray-serving", api_client=api.client())
+        first = target.add_prometheus_rules("lab6-faults-lab6", text, Operated(), owner=owner, show=False)
+        made = api.rules["lab6-faults-lab6"]
+        assert made["metadata"]["labels"] == {"release": "prometheus"}
+        assert made["metadata"]["ownerReferences"] == [
+            {"apiVersion": "ray.io/v1", "kind": "RayCluster", "name": "lab6-faults", "uid": "c1"}]
+        assert made["spec"]["groups"][0]["interval"] == "5s"  # as the local target evaluates
+        again = target.add_prometheus_rules("lab6-faults-lab6", text.replace("lab6", "lab6-v2"), Operated(),
+                                            owner=owner, show=False)
+        assert [g["name"] for g in first] == ["lab6"] and [g["name"] for g in again] == ["lab6-v2"]
+        assert [m for m, p, _ in api.calls() if "prometheusrules" in p] == ["POST", "POST", "DELETE", "POST"]
