@@ -84,8 +84,9 @@ def test_each_groups_container_env_goes_with_the_pods_the_provider_starts():
 
 
 def test_a_worker_the_autoscaler_starts_has_none_of_the_heads_container_env():
-    # KubeRay gives each pod its own template's env (common/pod.go): the local monitor runs with
-    # the head's, so the provider undoes what only the head's container set.
+    # KubeRay builds a worker pod from its group's template alone (v1.7.0 ray-operator/controllers/
+    # ray/common/pod.go, DefaultWorkerPodTemplate: workerSpec.Template): the local monitor runs
+    # with the head's env, so the provider undoes what only the head's container set.
     from servelab.cluster._autoscaler import worker_env
 
     monitor = {"PATH": "/bin", "HEAD_ONLY": "1", "SHARED": "head's", "RAY_FAKE_CLUSTER": "1", "RAY_AUTH_MODE": "token"}
@@ -97,7 +98,8 @@ def test_a_worker_the_autoscaler_starts_has_none_of_the_heads_container_env():
 
 
 def test_the_local_target_says_which_pod_env_it_cannot_honour(capsys):
-    # KubeRay keeps a container's env in the pod (common/pod.go); a local node keeps servelab's
+    # KubeRay keeps a container's env in the pod (v1.7.0 ray-operator/controllers/ray/common/pod.go,
+    # DefaultHeadPodTemplate: headSpec.Template); a local node keeps servelab's
     # own variables instead, and says so rather than drop the learner's value silently.
     from servelab.targets._local import _pod_env
 
