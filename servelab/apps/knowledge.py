@@ -326,3 +326,14 @@ UNANSWERABLE = [
     "terraform state lock stuck on the s3 backend",
     "how to center a div in css",
 ]
+
+# Six more, written after the Reranker's relevance floor was chosen on the sets above, so
+# that the abstain rate is also measured on questions the floor was not fitted to.
+UNANSWERABLE_LATER = [
+    "what is the syntax for a left outer join in postgres",
+    "jenkins pipeline fails with permission denied on /var/run/docker.sock",
+    "how do I undo my last git commit but keep the changes",
+    "my laptop battery drains fast since the last OS update",
+    "schedule a cron job every 15 minutes on ubuntu",
+    "how many vacation days do new employees get",
+]

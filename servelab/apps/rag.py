@@ -5,11 +5,13 @@
     RAGPipeline (FastAPI ingress) -> Normalizer -> Retriever -> Reranker -> Generator
 
 - Normalizer cleans the question (cheap, CPU).
-- Retriever ranks the shipped knowledge base with BM25 (CPU; its index is state,
-  so it has a health check).
-- Reranker re-scores the candidates with a dense encoder; it is the batched stage
-  (`@serve.batch`), because one matrix product for many questions costs little
-  more than one for a single question.
+- Retriever ranks the shipped knowledge base with BM25, stop words left out (CPU; its
+  index is state, so it has a health check).
+- Reranker re-scores the candidates with a pretrained sentence encoder (the Universal
+  Sentence Encoder, weights shipped in its package: servelab/apps/sentence.py) and drops
+  them all when none is relevant, so the Generator says so instead of answering from an
+  unrelated note. It is the batched stage (`@serve.batch`): one pass of the encoder over
+  many questions reads each weight matrix once.
 - Generator writes the answer. By default a template stands in for a language
   model (no download); pass `model="package.module:factory"` to use a real one.
   Its user_config can add simulated accelerator time, so autoscaling has a slow
@@ -40,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from servelab.apps.bake import reranker_encoder
 from servelab.apps.device import SimulatedDevice, where_am_i
 from servelab.apps.knowledge import DOCS, TEXTS
-from servelab.apps.textsearch import BM25
+from servelab.apps.textsearch import BM25, content_terms
 from servelab.faults import _flags as fault_flags
 
 MAX_QUESTION_CHARS = 2000
@@ -88,10 +90,11 @@ class Retriever(Switches):
     """BM25 over the knowledge base, built once per replica."""
 
     def __init__(self):
-        self.index = BM25(TEXTS)
+        self.index = BM25(TEXTS, tokenize=content_terms)
 
     def retrieve(self, query: str, k: int = CANDIDATES) -> list[dict]:
-        return [{"id": DOCS[i][0], "title": DOCS[i][1], "score": round(score, 4)}
+        return [{"id": DOCS[i][0], "title": DOCS[i][1], "score": round(score, 4),
+                 "coverage": round(self.index.coverage(query, i), 4)}
                 for i, score in self.index.search(query, k)]
 
     def check_health(self) -> None:
@@ -101,6 +104,19 @@ class Retriever(Switches):
             raise RuntimeError(f"index holds {len(self.index)} documents, expected {len(DOCS)}")
 
 
+# A note may answer the question when the encoder finds it close in meaning, when BM25 finds
+# rare words of the question in it, or when it contains most of what a short question asks
+# ("pods pending": every word, though neither signal is high). Below all three floors, no
+# candidate answers it. Chosen on the relevance sets of knowledge.py (unanswerable questions
+# reach at most 0.29, 3.6 and 0.14; every answerable one clears a floor) and checked on
+# UNANSWERABLE_LATER, written after the floors: bench/retrieval.py.
+RELEVANT_COSINE = 0.30
+RELEVANT_BM25 = 6.0
+RELEVANT_COVERAGE = 0.4
+DENSE_CANDIDATES = 5  # the Reranker's own nearest notes, added to BM25's
+TITLES = {doc_id: title for doc_id, title, _ in DOCS}
+ROW = {doc_id: i for i, (doc_id, _, _) in enumerate(DOCS)}
+
 # Batches can only be as big as the requests a replica accepts at once: keep
 # max_ongoing_requests above max_batch_size.
 @serve.deployment(max_ongoing_requests=32, ray_actor_options={"num_cpus": 0.5})
@@ -109,8 +125,8 @@ class Reranker(Switches):
 
     def __init__(self, weight: float = 0.5):
         self.weight = weight
-        self.encoder = reranker_encoder()  # baked into the image, or generated here
-        self.doc_vectors = dict(zip((d[0] for d in DOCS), self.encoder.encode(TEXTS)))
+        self.encoder = reranker_encoder()  # the image's baked table, or the package's own
+        self.doc_matrix = self.encoder.encode(TEXTS)  # one row per note, in DOCS order
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # the most recent batches
 
     def reconfigure(self, config: dict) -> None:
@@ -126,13 +142,24 @@ class Reranker(Switches):
         return [{"ranked": ranked, "where": here} for ranked in self.score(queries, candidates)]
 
     def score(self, queries: list[str], candidates: list[list[dict]]) -> list[list[dict]]:
-        query_vectors = self.encoder.encode(queries)  # one product for the whole batch
+        query_vectors = self.encoder.encode(queries)  # one pass for the whole batch
         out = []
-        for qv, cands in zip(query_vectors, candidates):
-            top = max((c["score"] for c in cands), default=1.0) or 1.0
-            scored = [dict(c, score=round((1 - self.weight) * c["score"] / top
-                                          + self.weight * float(self.doc_vectors[c["id"]] @ qv), 4))
-                      for c in cands]
+        for cosines, cands in zip(query_vectors @ self.doc_matrix.T, candidates):
+            top = max((c["score"] for c in cands), default=0.0)
+            covered = max((c.get("coverage", 0.0) for c in cands), default=0.0)
+            if cosines.max() < RELEVANT_COSINE and top < RELEVANT_BM25 and covered < RELEVANT_COVERAGE:
+                out.append([])  # nothing here answers the question: say so, do not guess
+                continue
+            # BM25's candidates, plus the notes nearest in meaning, which may share no word
+            # with the question. BM25 scores are scaled by the best one, but never by less
+            # than the relevance floor: a weak keyword match does not count as a full one.
+            bm25 = {c["id"]: c["score"] for c in cands}
+            for i in np.argsort(-cosines)[:DENSE_CANDIDATES]:
+                bm25.setdefault(DOCS[i][0], 0.0)
+            scored = [{"id": doc_id, "title": TITLES[doc_id],
+                       "score": round((1 - self.weight) * score / max(top, RELEVANT_BM25)
+                                      + self.weight * float(cosines[ROW[doc_id]]), 4)}
+                      for doc_id, score in bm25.items()]
             scored.sort(key=lambda c: c["score"], reverse=True)
             out.append(scored)
         return out

@@ -36,6 +36,24 @@ def terms(text: str) -> list[str]:
     return [stem(w) for w in words(text)]
 
 
+# Words that say how a question is asked, not what it is about. Left in, a rambling question's
+# "the", "my" and "keeps" outweigh the one rare word that names the problem ("redis").
+STOP_WORDS = frozenset("""
+a an the and or but if then else of on in at to for from by with without into onto over under
+is are was were be been being am do does did doing have has had i me my we our us you your it its
+this that these those there here what which who whom how why when where can could should would
+will shall may might must not no yes so as than too very just also only all any some each every
+about after again against before below between both down during few more most other own same
+such up out off once further while because until through above s t don now get got need needs
+want wants try trying tried keep keeps still
+""".split())
+
+
+def content_terms(text: str) -> list[str]:
+    """`terms` without the stop words: what the Retriever's BM25 indexes."""
+    return [stem(w) for w in words(text) if w not in STOP_WORDS]
+
+
 class BM25:
     """Okapi BM25 over a fixed list of documents (k1 and b at their usual values).
 
@@ -54,6 +72,17 @@ class BM25:
 
     def __len__(self) -> int:
         return len(self.docs)
+
+    def coverage(self, query: str, index: int) -> float:
+        """How much of the query's weight (idf) document `index` contains, from 0 to 1.
+
+        A term no document contains weighs as much as the rarest one: "kafka" in a question
+        about Kafka is what the question is about, and no note here covers it."""
+        query_terms = set(self.tokenize(query))
+        rarest = math.log(1 + (len(self.docs) + 0.5) / 0.5)
+        total = sum(self.idf.get(t, rarest) for t in query_terms)
+        found = sum(self.idf[t] for t in query_terms if t in self.docs[index])
+        return found / total if total else 0.0
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """The k best (document index, score) pairs; documents sharing no term are left out."""

@@ -115,6 +115,8 @@ def build_layout(root: Path) -> None:
     for arg in args_of(RAG, "RUN"):
         command = [str(root / a.lstrip("/")) if a.startswith("/home/") else a for a in shlex.split(arg)]
         assert command[0] == "python", f"only python steps can be played here: {arg}"
+        if command[1:4] == ["-m", "pip", "install"]:
+            continue  # this environment has the same pins (test_the_rag_image_pins_what_the_project_pins)
         subprocess.run([sys.executable, *command[1:]], check=True, cwd=root, env=image_env(root),
                        capture_output=True)
 
@@ -129,7 +131,7 @@ def image_env(root: Path) -> dict:
 def test_the_import_path_resolves_in_the_built_layout_with_the_baked_model(tmp_path):
     build_layout(tmp_path)
     env = image_env(tmp_path)
-    assert (Path(env["SERVELAB_MODEL_DIR"]) / "encoder-1024.npz").exists()
+    assert (Path(env["SERVELAB_MODEL_DIR"]) / "use-m3-table.npy").exists()
     (path,) = import_paths()   # one app, one stable name everywhere
     module, attr = path.split(":")
     probe = f"""
@@ -137,7 +139,7 @@ import importlib, servelab
 from servelab.apps import bake
 app = getattr(importlib.import_module({module!r}), {attr!r})
 encoder = bake.reranker_encoder()
-print(servelab.__file__, type(app).__name__, encoder.weights.shape)
+print(servelab.__file__, type(app).__name__, encoder.encode(["pods stuck in Pending"]).shape)
 """
     for other in SERVICES[1:]:  # the other RayServices' applications import from the same layout
         for app in yaml.safe_load(yaml.safe_load(other.read_text())["spec"]["serveConfigV2"])["applications"]:
@@ -150,7 +152,20 @@ print(servelab.__file__, type(app).__name__, encoder.weights.shape)
     where, kind, shape = done.stdout.split(" ", 2)
     assert where.startswith(str(tmp_path / "home/ray/app/servelab")), where
     assert kind == "Application"
-    assert shape.strip() == "(16384, 1024)"
+    assert shape.strip() == "(1, 512)"
+
+
+def test_the_rag_image_pins_what_the_project_pins():
+    # The image installs the encoder's package itself (the Ray image does not carry it): the
+    # same version as constraints.txt, or replicas would encode differently from the tests.
+    pins = dict(line.split("==") for line in (REPO / "constraints.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    installs = [a for a in args_of(RAG, "RUN") if " pip install " in f" {a} "]
+    assert installs, "the RAG image installs no package"
+    for arg in installs:
+        for spec in (w for w in shlex.split(arg) if "==" in w):
+            name, version = spec.split("==")
+            assert pins.get(name) == version, f"{spec} in the image, {pins.get(name)} in constraints.txt"
 
 
 def test_a_baked_image_without_its_model_file_fails_at_replica_start(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ question is a note's own sentence (which would measure copying, not retrieval)."
 
 import re
 
-from servelab.apps.knowledge import DOCS, HELD_OUT, TYPED, UNANSWERABLE
+from servelab.apps.knowledge import DOCS, HELD_OUT, TYPED, UNANSWERABLE, UNANSWERABLE_LATER
 
 
 def shingles(text: str, n: int = 6) -> set[tuple[str, ...]]:
@@ -16,8 +16,8 @@ def test_the_sets_name_real_notes_and_are_large_enough():
     ids = {doc_id for doc_id, _, _ in DOCS}
     for questions in (HELD_OUT, TYPED):
         assert all(relevant and relevant <= ids for _, relevant in questions)
-    assert len(TYPED) >= 60 and len(UNANSWERABLE) >= 6
-    asked = [q for q, _ in HELD_OUT + TYPED] + UNANSWERABLE
+    assert len(TYPED) >= 60 and len(UNANSWERABLE) >= 6 and len(UNANSWERABLE_LATER) >= 6
+    asked = [q for q, _ in HELD_OUT + TYPED] + UNANSWERABLE + UNANSWERABLE_LATER
     assert len(set(asked)) == len(asked), "a question appears twice"
 
 
