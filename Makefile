@@ -17,12 +17,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Debian packages the tests and the grader use: bubblewrap (the grading sandbox),
-# chromium (the browser tests drive it with Playwright) and prometheus (beside each local cluster,
-# with promtool for the course's rules). Installed when missing and this
-# is root on Debian; otherwise the grader runs unsandboxed, the browser tests skip and clusters
-# run without Prometheus (they say so when they start).
-SYSTEM_PACKAGES := bwrap:bubblewrap chromium:chromium prometheus:prometheus
+# Debian packages the tests, the grader and the benchmarks use: bubblewrap (the grading sandbox),
+# chromium (the browser tests drive it with Playwright), prometheus (beside each local cluster,
+# with promtool for the course's rules) and wrk (bench/rag_hops.py checks the load generator
+# against it). Installed when missing and this is root on Debian; otherwise the grader runs
+# unsandboxed, the browser tests skip and clusters run without Prometheus (they say so when
+# they start).
+SYSTEM_PACKAGES := bwrap:bubblewrap chromium:chromium prometheus:prometheus wrk:wrk
 system:
 	@missing="$$(for p in $(SYSTEM_PACKAGES); do command -v $${p%%:*} >/dev/null || echo $${p#*:}; done)"; \
 	if [ -n "$$missing" ]; then \
@@ -78,7 +79,7 @@ grade: $(STAMP) system
 	@test -n "$(LAB)" || { echo "usage: make grade LAB=<lab> [COURSE=folder] [FORCE=1]"; exit 2; }
 	$(BIN)/servelab grade $(LAB) --course $(or $(COURSE),grading) $(if $(FORCE),--force,)
 
-bench: $(STAMP)
+bench: $(STAMP) system
 	$(BIN)/python bench/run.py
 
 # Re-pin every dependency after changing pyproject.toml (review the diff).
