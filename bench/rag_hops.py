@@ -24,6 +24,8 @@ metrics endpoint before and after. Then, in the same run:
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import resource
 import shutil
@@ -44,13 +46,16 @@ from report import write_section  # noqa: E402
 
 from servelab import LocalRay  # noqa: E402
 from servelab.apps.rag import InProcessPipeline  # noqa: E402
+from servelab.clients import metrics  # noqa: E402
 from servelab.faults import load  # noqa: E402
 
 STAGES = ("Normalizer", "Retriever", "Reranker", "Generator")
 SEQUENTIAL = 150      # requests, one at a time, per variant
 LOADED = 400          # requests at 8 clients, per variant
 WRK_SECONDS = 15
-SAMPLE = re.compile(r'^(ray_serve_[a-z_]+?)_(sum|count)\{([^}]*)\} ([0-9.e+-]+)$')
+# Replicas report metrics every 10 s by default; every 1 s here (Ray's system config, read from
+# the environment by every process of the cluster), so the totals settle quickly.
+METRICS_INTERVAL = {"RAY_metrics_report_interval_ms": "1000"}
 
 
 def config(batch_wait_s: float) -> dict:
@@ -60,68 +65,43 @@ def config(batch_wait_s: float) -> dict:
                          "user_config": {"max_batch_size": 16, "batch_wait_timeout_s": batch_wait_s}}]}]}
 
 
-def scrape(urls: list[str]) -> dict[tuple[str, str, str], float]:
-    """(metric, label that tells hops apart, sum|count) -> value, added over nodes and replicas."""
-    out: dict[tuple[str, str, str], float] = defaultdict(float)
-    for url in urls:
-        for line in requests.get(url, timeout=10).text.splitlines():
-            match = SAMPLE.match(line)
-            if not match:
-                continue
-            name, part, labels, value = match.groups()
-            tags = dict(re.findall(r'(\w+)="([^"]*)"', labels))
-            if tags.get("application", "rag") != "rag":
-                continue
-            key = tags.get("function_name") or tags.get("deployment") or tags.get("route", "")
-            out[(name, key, part)] += float(value)
-    return out
+class Totals:
+    """Running totals of the histograms this benchmark reads, over every node's endpoint."""
+
+    def __init__(self, cluster: LocalRay):
+        self.urls = cluster.metrics_urls
+        self.now = metrics.scrape(self.urls)
+
+    def refresh(self) -> None:
+        self.now = metrics.scrape(self.urls)
+
+    def count(self, histogram: str, key: str, value: str) -> float:
+        return self.now.total(f"ray_serve_{histogram}_count", **{key: value})
+
+    def wait_for(self, histogram: str, key: str, value: str, expected: float, timeout_s: float = 60) -> None:
+        """Until `histogram` has counted `expected` observations for `key=value` in all."""
+        deadline = time.time() + timeout_s
+        while self.count(histogram, key, value) < expected:
+            if time.time() > deadline:
+                raise TimeoutError(f"{histogram}{{{key}={value!r}}} counted {self.count(histogram, key, value):.0f} "
+                                   f"of {expected:.0f} after {timeout_s:.0f} s")
+            time.sleep(1)
+            self.refresh()
 
 
-def settled(cluster: LocalRay, before: dict, sent: int, timeout_s: float = 40) -> dict:
-    """Scrape until the proxy and every deployment have counted the `sent` requests (replicas
-    report their metrics every few seconds, not at once)."""
-    wanted = [("ray_serve_http_request_latency_ms", None)] + \
-        [("ray_serve_deployment_processing_latency_ms", d) for d in ("RAGPipeline", *STAGES)]
-
-    def counted(snapshot: dict, name: str, key: str | None) -> float:
-        return sum(v for (n, k, p), v in snapshot.items() if n == name and p == "count" and key in (None, k))
-
-    deadline = time.time() + timeout_s
-    while True:
-        now = scrape(cluster.metrics_urls)
-        if all(counted(now, n, k) - counted(before, n, k) >= sent for n, k in wanted) or time.time() > deadline:
-            return now
-        time.sleep(2)
+def means(before: metrics.Metrics, after: metrics.Metrics, histogram: str, key: str, value: str) -> float:
+    """Mean of one histogram's observations between two scrapes, in ms."""
+    delta = after.since(before)
+    n = delta.total(f"ray_serve_{histogram}_count", **{key: value})
+    return delta.total(f"ray_serve_{histogram}_sum", **{key: value}) / n if n else float("nan")
 
 
-def quiet(cluster: LocalRay, timeout_s: float = 40) -> dict:
-    """Scrape until two scrapes 5 s apart agree: no earlier request is still being reported."""
-    last = scrape(cluster.metrics_urls)
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        time.sleep(5)
-        now = scrape(cluster.metrics_urls)
-        if {k: v for k, v in now.items() if k[2] == "count"} == {k: v for k, v in last.items() if k[2] == "count"}:
-            return now
-        last = now
-    return last
-
-
-def means(before: dict, after: dict) -> dict[tuple[str, str], float]:
-    """Mean of each histogram over the interval, in ms."""
-    out = {}
-    for (name, key, part), total in after.items():
-        if part != "sum":
-            continue
-        n = after.get((name, key, "count"), 0) - before.get((name, key, "count"), 0)
-        if n > 0:
-            out[(name, key)] = (total - before.get((name, key, "sum"), 0)) / n
-    return out
-
-
-def sequential(cluster: LocalRay, url: str) -> dict:
-    """One client, one request at a time: the breakdown of a lone request."""
-    before = quiet(cluster)
+def sequential(totals: Totals, sent: dict, url: str) -> dict:
+    """One client, one request at a time: the breakdown of a lone request. `sent` holds how
+    many requests the proxy and each stage have seen in all, so the totals can be awaited
+    exactly before and after."""
+    settle(totals, sent)
+    before = totals.now
     session = requests.Session()
     client_ms, stage_ms = [], defaultdict(list)
     for i in range(SEQUENTIAL):
@@ -132,16 +112,17 @@ def sequential(cluster: LocalRay, url: str) -> dict:
         for stage, ms in reply.json()["timings_ms"].items():
             stage_ms[stage].append(ms)
     session.close()
-    after = settled(cluster, before, SEQUENTIAL)
-    m = means(before, after)
+    count(sent, SEQUENTIAL)
+    settle(totals, sent)
+    after = totals.now
 
-    def metric(name: str, key: str) -> float:
-        return m.get((f"ray_serve_{name}", key), float("nan"))
+    def mean(histogram: str, key: str, value: str) -> float:
+        return means(before, after, histogram, key, value)
 
-    proxy = next((v for (n, _), v in m.items() if n == "ray_serve_http_request_latency_ms"), float("nan"))
-    ingress = metric("deployment_processing_latency_ms", "RAGPipeline")
+    proxy = mean("http_request_latency_ms", "application", "rag")
+    ingress = mean("deployment_processing_latency_ms", "deployment", "RAGPipeline")
     awaited = {s: statistics.fmean(stage_ms[s]) for s in STAGES}
-    inside = {s: metric("deployment_processing_latency_ms", s) for s in STAGES}
+    inside = {s: mean("deployment_processing_latency_ms", "deployment", s) for s in STAGES}
     hops = {"client and HTTP, outside the proxy's clock": statistics.fmean(client_ms) - proxy,
             "proxy: routing to the ingress and back": proxy - ingress,
             "ingress: FastAPI parsing, validation, response": ingress - sum(awaited.values())}
@@ -149,9 +130,23 @@ def sequential(cluster: LocalRay, url: str) -> dict:
         hops[f"{s}: the call (routing, transport)"] = awaited[s] - inside[s]
         hops[f"{s}: inside the replica"] = inside[s]
     return {"client_mean": statistics.fmean(client_ms), "client_p50": statistics.median(client_ms),
-            "hops": hops, "batch_wait": metric("batch_wait_time_ms", "rerank"),
-            "batch_exec": metric("batch_execution_time_ms", "rerank"),
-            "fulfil": {s: metric("request_router_fulfillment_time_ms", s) for s in ("RAGPipeline", *STAGES)}}
+            "hops": hops, "batch_wait": mean("batch_wait_time_ms", "function_name", "rerank"),
+            "batch_exec": mean("batch_execution_time_ms", "function_name", "rerank"),
+            "fulfil": {s: mean("request_router_fulfillment_time_ms", "deployment", s) for s in ("RAGPipeline", *STAGES)}}
+
+
+def count(sent: dict, n: int) -> None:
+    """n more requests went through the proxy and every stage."""
+    for key in sent:
+        sent[key] += n
+
+
+def settle(totals: Totals, sent: dict) -> None:
+    """Wait until the proxy and every deployment have reported every request sent so far."""
+    totals.refresh()
+    totals.wait_for("http_request_latency_ms", "application", "rag", sent["proxy"])
+    for deployment in ("RAGPipeline", *STAGES):
+        totals.wait_for("deployment_processing_latency_ms", "deployment", deployment, sent[deployment])
 
 
 def cpu_seconds() -> float:
@@ -159,22 +154,33 @@ def cpu_seconds() -> float:
     return t.user + t.system
 
 
-def loaded(url: str, clients: int = 8) -> dict:
+def loaded(url: str, sent: dict, clients: int = 8) -> dict:
     """servelab load, closed loop; its own CPU per request."""
     cpu = cpu_seconds()
     report = load.run(url, lambda i: {"question": QUESTIONS[i % len(QUESTIONS)]},
                       concurrency=clients, count=LOADED, duration_s=120, timeout_s=30)
     assert report.failed == 0, report.summary()
+    count(sent, report.sent)
     return {"rps": report.throughput, "p50": 1000 * report.latency(50), "p99": 1000 * report.latency(99),
             "cpu_ms": 1000 * (cpu_seconds() - cpu) / report.sent}
 
 
-def with_wrk(url: str, connections: int = 8) -> dict:
-    """wrk on one thread with `connections` connections, POSTing one question; its CPU per request."""
+def with_wrk(url: str, sent: dict, connections: int = 8) -> dict:
+    """wrk on one thread with `connections` connections, POSTing the same questions in turn as
+    `servelab load` does; its CPU per request."""
     script = Path(tempfile.mkdtemp()) / "post.lua"
-    body = '{"question": "my worker pods never get scheduled and sit in pending"}'
-    script.write_text(f"wrk.method = 'POST'\nwrk.body = '{body}'\n"
-                      "wrk.headers['Content-Type'] = 'application/json'\n")
+    bodies = ",\n".join(f"  [==[{json.dumps({'question': q})}]==]" for q in QUESTIONS)
+    script.write_text(f"""bodies = {{
+{bodies}
+}}
+n = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, bodies[(n % #bodies) + 1])
+end
+""")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{WRK_SECONDS}s", "--latency", "-s", str(script), url],
                           capture_output=True, text=True, timeout=WRK_SECONDS + 60, check=True)
@@ -182,8 +188,9 @@ def with_wrk(url: str, connections: int = 8) -> dict:
     shutil.rmtree(script.parent)
     out = done.stdout
     requests_done = int(re.search(r"(\d+) requests in", out).group(1))
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    assert not bad, out
+    count(sent, requests_done)
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    assert not failed, out
 
     def ms(text: str) -> float:
         value, unit = re.match(r"([0-9.]+)(us|ms|s)", text).groups()
@@ -200,27 +207,59 @@ def redeploy(cluster: LocalRay, batch_wait_s: float) -> None:
     cluster.serve_api.wait_running(["rag"], show=False)
 
 
+def stage_costs(pipeline: InProcessPipeline) -> dict[str, float]:
+    """Each stage's own work for one question, in this process: exact, where Serve's histogram
+    means are rebuilt from bucket midpoints."""
+    out = defaultdict(list)
+    for question in QUESTIONS:
+        t0 = time.perf_counter()
+        q = pipeline.normalizer.normalize(question)
+        t1 = time.perf_counter()
+        candidates = pipeline.retriever.retrieve(q)
+        t2 = time.perf_counter()
+        contexts = pipeline.reranker.score([q], [candidates])[0][:3]
+        t3 = time.perf_counter()
+        pipeline.model.generate(q, contexts)
+        t4 = time.perf_counter()
+        for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            out[stage].append(1000 * seconds)
+    return {stage: statistics.median(ms) for stage, ms in out.items()}
+
+
 def run() -> dict:
     pipeline = InProcessPipeline()
     local = {c: in_process(pipeline, c) for c in (1, 8)}
+    costs = stage_costs(pipeline)
     del pipeline
 
-    cluster = LocalRay("bench-hops", num_cpus=4).start(show=False)
+    saved = {k: os.environ.get(k) for k in METRICS_INTERVAL}
+    os.environ.update(METRICS_INTERVAL)
+    try:
+        cluster = LocalRay("bench-hops", num_cpus=4).start(show=False)
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     try:
         url = f"{cluster.serve_url}/rag/"
         redeploy(cluster, 0.01)
-        load.run(url, {"question": "warm up"}, concurrency=4, count=40, timeout_s=30)
+        # Every request this run sends, counted: the proxy and each deployment start from zero
+        # with the cluster, so their totals can be awaited exactly.
+        sent = {"proxy": 0, "RAGPipeline": 0, **{s: 0 for s in STAGES}}
+        warm = load.run(url, {"question": "warm up"}, concurrency=4, count=40, timeout_s=30)
+        count(sent, warm.sent)
+        totals = Totals(cluster)
         results = {}
         for wait in (0.01, 0.0, 0.01, 0.0):  # alternate, keep the second round of each
-            redeploy(cluster, wait)
-            results[wait] = {"one": sequential(cluster, url), "eight": loaded(url)}
-        wrk = with_wrk(url) if shutil.which("wrk") else None
-        ours = loaded(url)
+            redeploy(cluster, wait)  # user_config only: the Reranker is reconfigured in place
+            results[wait] = {"one": sequential(totals, sent, url), "eight": loaded(url, sent)}
+        wrk = with_wrk(url, sent) if shutil.which("wrk") else None
+        ours = loaded(url, sent)
     finally:
         cluster.stop(show=False)
 
     base = results[0.01]["one"]
     rows = "\n".join(f"| {hop} | {ms:.2f} |" for hop, ms in base["hops"].items())
+    exact = ", ".join(f"{stage} {ms:.2f}" for stage, ms in costs.items())
     fulfil = ", ".join(f"{d} {ms:.2f}" for d, ms in base["fulfil"].items())
     lone = {w: r["one"]["client_p50"] for w, r in results.items()}
     eight = {w: r["eight"]["rps"] for w, r in results.items()}
@@ -232,21 +271,28 @@ def run() -> dict:
     work = sum(ms for hop, ms in hops.items() if hop.endswith("inside the replica"))
     overhead = base["client_mean"] - work
     client_share = ours["cpu_ms"] * ours["rps"] / 1000  # cores the Python client kept busy
-    verdict = ("is not the bottleneck" if wrk and ours["rps"] >= 0.9 * wrk["rps"] else
-               "may be the bottleneck" if wrk else "was not checked against wrk")
+    if wrk:
+        ratio = ours["rps"] / wrk["rps"]
+        verdict = (f"is not the bottleneck at 8 clients: {ratio:.2f}x wrk's throughput" if ratio >= 0.9 else
+                   f"may be the bottleneck at 8 clients: {ratio:.2f}x wrk's throughput")
+        client = (f"{verdict}, using {ours['cpu_ms']:.2f} ms of CPU per request ({100 * client_share:.0f}% of "
+                  f"one core at this rate) against wrk's {wrk['cpu_ms']:.2f} ms.")
+    else:
+        client = (f"was not checked against wrk (not installed); it used {ours['cpu_ms']:.2f} ms of CPU per "
+                  f"request, {100 * client_share:.0f}% of one core at this rate.")
     reading = f"""
-Reading it: the stages' own work is {work:.1f} ms of the {base['client_mean']:.1f} ms; the rest,
-{overhead:.1f} ms, is distribution: {calls:.1f} ms for the four handle calls (about
+Reading it: the stages' own work is {sum(costs.values()):.1f} ms in one process, and about
+{work:.1f} ms inside the replicas (the Reranker's batch wait included) of the
+{base['client_mean']:.1f} ms; the rest, {overhead:.1f} ms, is distribution: {calls:.1f} ms for the four handle calls (about
 {calls / 4:.1f} ms each to choose a replica, send the arguments and get the result back between
-processes on two busy cores), {hops['ingress: FastAPI parsing, validation, response']:.1f} ms in the
-FastAPI ingress around them, and the HTTP hops. Inside the Reranker, {base['batch_wait']:.1f} ms is
-Serve's wait for a batch to fill: a lone request pays it in full, and at 8 clients dropping it
-changed throughput by {eight[0.0] / eight[0.01]:.2f}x (requests that arrive while a batch runs
-queue up and form the next batch without any wait).
+processes, all on this machine's {os.cpu_count()} cores),
+{hops['ingress: FastAPI parsing, validation, response']:.1f} ms in the FastAPI ingress around them,
+and the HTTP hops. Inside the Reranker, Serve counts {base['batch_wait']:.1f} ms of waiting for a
+batch to fill: a lone request pays it in full, and at 8 clients dropping the wait changed
+throughput by {eight[0.0] / eight[0.01]:.2f}x (requests that arrive while a batch runs queue up
+and form the next batch without any wait).
 
-The Python load generator {verdict} at 8 clients: it used {ours['cpu_ms']:.2f} ms of CPU per
-request ({100 * client_share:.0f}% of one core at this rate), against wrk's
-{wrk['cpu_ms'] if wrk else float('nan'):.2f} ms, for the same throughput within noise.
+The Python load generator {client}
 """
     body = f"""
 `bench/rag_hops.py`: the RAG pipeline on a 4-logical-CPU local cluster. One client sends
@@ -258,6 +304,13 @@ One lone request (Reranker batch wait 10 ms, the default), mean {base['client_me
 | hop | mean ms |
 |---|---|
 {rows}
+
+Serve's histograms are exported with sums rebuilt from bucket midpoints (Ray 2.60,
+`ray/_private/telemetry/open_telemetry_metric_recorder.py`: "the histogram sum value will be an
+approximation"), so the proxy, ingress and inside-the-replica means are only as fine as
+Serve's latency buckets (a stage whose every request took 11 to 19 ms reads 15.00). The
+client's clock and `timings_ms` are exact, and so is each stage's own work measured in one
+process (median ms per question): {exact}.
 
 Inside the Reranker's replica: {base['batch_wait']:.2f} ms waiting for the batch to fill,
 {base['batch_exec']:.2f} ms running it. Choosing a replica (router fulfillment, mean ms): {fulfil}.
@@ -285,6 +338,7 @@ Is the load generator the bottleneck? The same endpoint at 8 connections, the sa
     write_section("rag_hops", "RAG pipeline: one request's time by hop, and the load generator's own cost", body)
     return {"lone_p50_ms": {w: round(v, 1) for w, v in lone.items()}, "eight_rps": {w: round(v, 1) for w, v in eight.items()},
             "in_process": {"p50_ms": round(local_p50, 2), "rps8": round(local[8]["rps"], 1)},
+            "stage_ms": {k: round(v, 2) for k, v in costs.items()},
             "load_vs_wrk": (round(ours["rps"], 1), round(wrk["rps"], 1) if wrk else None),
             "client_cpu_ms": (round(ours["cpu_ms"], 2), round(wrk["cpu_ms"], 2) if wrk else None)}
 

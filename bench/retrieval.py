@@ -78,7 +78,12 @@ Abstained (no context, "I found no note about this"): {abstain['UNANSWERABLE']} 
 and {false_abstain} of {len(HELD_OUT) + len(TYPED)} answerable questions.
 
 The encoder costs {one:.2f} ms for one question and {batched:.2f} ms per question in a batch
-of 16 ({one / batched:.1f}x cheaper per question batched), on one BLAS thread.
+of 16 ({one / batched:.1f}x cheaper per question batched), in this process (`bench/run.py` sets
+`OMP_NUM_THREADS=1`, as Ray does for a replica).
+
+Known weak spots, kept visible: a two-word question whose words are common ("scale up") can
+fall below every floor and get no context, and a single common word ("the file") can clear
+the short-question floor.
 """
     write_section("retrieval", "RAG retrieval: two relevance sets, and questions no note answers", body)
     return {**{f"{k} recall@1": round(v["recall@1"], 2) for k, v in sets.items()},

