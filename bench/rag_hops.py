@@ -41,7 +41,7 @@ import psutil
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rag_throughput import QUESTIONS, in_process  # noqa: E402
+from rag_throughput import QUESTIONS, in_process, reconfigure  # noqa: E402
 from report import write_section  # noqa: E402
 
 from servelab import LocalRay  # noqa: E402
@@ -56,13 +56,6 @@ WRK_SECONDS = 15
 # Replicas report metrics every 10 s by default; every 1 s here (Ray's system config, read from
 # the environment by every process of the cluster), so the totals settle quickly.
 METRICS_INTERVAL = {"RAY_metrics_report_interval_ms": "1000"}
-
-
-def config(batch_wait_s: float) -> dict:
-    return {"applications": [{
-        "name": "rag", "route_prefix": "/rag", "import_path": "servelab.apps.rag:app",
-        "deployments": [{"name": "Reranker",
-                         "user_config": {"max_batch_size": 16, "batch_wait_timeout_s": batch_wait_s}}]}]}
 
 
 class Totals:
@@ -201,12 +194,6 @@ end
             "cpu_ms": 1000 * ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)) / requests_done}
 
 
-def redeploy(cluster: LocalRay, batch_wait_s: float) -> None:
-    cluster.serve_api.deploy(config(batch_wait_s), timeout=120)
-    time.sleep(3)
-    cluster.serve_api.wait_running(["rag"], show=False)
-
-
 def stage_costs(pipeline: InProcessPipeline) -> dict[str, float]:
     """Each stage's own work for one question, in this process: exact, where Serve's histogram
     means are rebuilt from bucket midpoints."""
@@ -241,7 +228,7 @@ def run() -> dict:
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     try:
         url = f"{cluster.serve_url}/rag/"
-        redeploy(cluster, 0.01)
+        reconfigure(cluster, 16, 0.01)
         # Every request this run sends, counted: the proxy and each deployment start from zero
         # with the cluster, so their totals can be awaited exactly.
         sent = {"proxy": 0, "RAGPipeline": 0, **{s: 0 for s in STAGES}}
@@ -250,7 +237,7 @@ def run() -> dict:
         totals = Totals(cluster)
         results = {}
         for wait in (0.01, 0.0, 0.01, 0.0):  # alternate, keep the second round of each
-            redeploy(cluster, wait)  # user_config only: the Reranker is reconfigured in place
+            reconfigure(cluster, 16, wait)
             results[wait] = {"one": sequential(totals, sent, url), "eight": loaded(url, sent)}
         wrk = with_wrk(url, sent) if shutil.which("wrk") else None
         ours = loaded(url, sent)

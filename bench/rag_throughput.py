@@ -40,11 +40,11 @@ REQUESTS = 300
 QUESTIONS = [q for q, _ in HELD_OUT]
 
 
-def config(max_batch_size: int, shed: bool = False) -> dict:
+def config(max_batch_size: int, shed: bool = False, batch_wait_s: float = 0.01) -> dict:
     return {"applications": [{
         "name": "rag", "route_prefix": "/rag", "import_path": "servelab.apps.rag:app",
         "deployments": [{"name": "Reranker",
-                         "user_config": {"max_batch_size": max_batch_size, "batch_wait_timeout_s": 0.01}},
+                         "user_config": {"max_batch_size": max_batch_size, "batch_wait_timeout_s": batch_wait_s}},
                         *([INGRESS_LIMITS] if shed else [])]}]}
 
 
@@ -101,9 +101,9 @@ def reranker_stage_rps(calls: int = 64) -> float:
     return burst()
 
 
-def reconfigure(cluster: LocalRay, max_batch_size: int) -> None:
+def reconfigure(cluster: LocalRay, max_batch_size: int, batch_wait_s: float = 0.01) -> None:
     """Change only the Reranker's user_config: Serve reconfigures the replica in place."""
-    cluster.serve_api.deploy(config(max_batch_size), timeout=120)
+    cluster.serve_api.deploy(config(max_batch_size, batch_wait_s=batch_wait_s), timeout=120)
     time.sleep(3)
     cluster.serve_api.wait_running(["rag"], show=False)
 
