@@ -186,8 +186,11 @@ end
     assert not failed, out
 
     def ms(text: str) -> float:
-        value, unit = re.match(r"([0-9.]+)(us|ms|s)", text).groups()
-        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+        match = re.fullmatch(r"([0-9.]+)(us|ms|s|m|h)", text)
+        if not match:
+            raise ValueError(f"wrk printed a latency of {text!r}:\n{out}")
+        value, unit = match.groups()
+        return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[unit]
 
     return {"rps": float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1)),
             "p50": ms(re.search(r"50%\s+(\S+)", out).group(1)), "p99": ms(re.search(r"99%\s+(\S+)", out).group(1)),
