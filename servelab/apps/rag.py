@@ -135,9 +135,11 @@ class Reranker(Switches):
         super().reconfigure(config)
         # max_batch_size 1 turns batching off: the lab compares both.
         self.rerank.set_max_batch_size(int(config.get("max_batch_size", 16)))
-        self.rerank.set_batch_wait_timeout_s(float(config.get("batch_wait_timeout_s", 0.01)))
+        self.rerank.set_batch_wait_timeout_s(float(config.get("batch_wait_timeout_s", 0.0)))
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
+    # No wait: a question alone is encoded at once; those that arrive while a batch runs form
+    # the next one, so batches still grow with the load (BENCHMARKS.md, bench/rag_hops.py).
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def rerank(self, queries: list[str], candidates: list[list[dict]]) -> list[dict]:
         self.batch_sizes.append(len(queries))
         here = where_am_i()
@@ -344,7 +346,13 @@ def _error(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25})
+# Backpressure at the front door. The ingress works on up to 16 questions at once; past that at
+# most 8 wait in each proxy, and the rest get 503 with Retry-After: 1 at once. Without a bound
+# every extra request queues at the proxy, whose router backs off (up to 0.5 s) between tries
+# while the replica stays full, so throughput falls as the queue grows (lesson 07, BENCHMARKS).
+@serve.deployment(max_ongoing_requests=16, max_queued_requests=8,
+                  backpressure_config={"status_code": 503, "retry_after_s": 1},
+                  ray_actor_options={"num_cpus": 0.25})
 @serve.ingress(api)
 class RAGPipeline:
     def __init__(self, normalizer: DeploymentHandle, retriever: DeploymentHandle,

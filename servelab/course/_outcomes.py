@@ -40,6 +40,7 @@ OUTCOMES = (
          ("lab3-kuberay-cluster:test_manifest_workers", "lab3-kuberay-cluster:test_scaled_in_place",
           "lab4-rayservice-gpu:test_gpu_placement",
           "lab5-autoscaling-batching:test_autoscaling_fields", "lab5-autoscaling-batching:test_autoscaler",
+          "lab5-autoscaling-batching:test_sheds_load",
           "lab6-fault-injection:test_hang_replaced",
           "quiz-scenarios:test_head_no_cpus", "quiz-scenarios:test_gpu_packing",
           "quiz-scenarios:test_replica_target", "quiz-scenarios:test_autoscaler_bound",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -287,10 +288,24 @@ def _autograde_one(course: Path, lab: str, student: str, limit_s: float, force: 
     seconds = time.monotonic() - start
     _end_leftovers(scratch)
     if proc.returncode != 0:
-        errors = [ln for ln in out.splitlines() if "ERROR" in ln or "Error" in ln]
-        tail = errors or out.strip().splitlines() or ["nbgrader autograde failed"]
-        return seconds, tail[-1].strip()[:300]
+        return seconds, error_summary(out)
     return seconds, ""
+
+
+# An exception line of a traceback ("sqlite3.OperationalError: database is locked").
+_EXCEPTION = re.compile(r"^\s*[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b(:|$)")
+# nbgrader's own closing lines, which only point at the traceback above them.
+_POINTERS = ("Please see the above traceback", "There was an error processing assignment")
+
+
+def error_summary(out: str) -> str:
+    """One line that says why `nbgrader autograde` failed: the last exception line of its
+    output, else its last ERROR line that is not a pointer to the traceback, else its last line."""
+    lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+    exceptions = [ln for ln in lines if _EXCEPTION.match(ln)]
+    errors = [ln for ln in lines if ("ERROR" in ln or "Error" in ln) and not any(p in ln for p in _POINTERS)]
+    best = exceptions or errors or lines or ["nbgrader autograde failed"]
+    return best[-1][:300]
 
 
 def _scores(course: Path, lab: str, graded: dict[str, Graded]) -> None:

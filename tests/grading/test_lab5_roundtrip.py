@@ -43,6 +43,19 @@ def no_downscale_delay(solution: str) -> str:
     return replace_once(solution, '        "downscale_delay_s": 8,\n', "")
 
 
+def queue_without_bound(solution: str) -> str:
+    # Caps what the replica works on and believes that bounds the wait: with no max_queued_requests
+    # every extra request queues at the caller, and 32 clients wait seconds each (4.4 s p50 measured).
+    return "\n".join(line for line in solution.splitlines()
+                     if '"max_queued_requests"' not in line and '"backpressure_config"' not in line)
+
+
+def queue_too_long(solution: str) -> str:
+    # Bounds the queue and sheds with Retry-After, but lets 12 wait: admitted requests then
+    # queue for well over a second, past the 1 s the task asks for.
+    return replace_once(solution, '"max_queued_requests": 1,', '"max_queued_requests": 12,')
+
+
 def titles_not_ids(solution: str) -> str:
     # Finds the right notes, and answers with their titles where the task asks for their ids.
     old = "return [DOCS[i][0] for i in best]"
@@ -59,16 +72,17 @@ def wrong():
     solution = grading.solution_answers(LAB)
     mistakes = {"old-names": ("autoscaling", old_field_names), "unbatched": ("batching", without_batching),
                 "default-idle": ("autoscaler_manifest", default_idle_timeout),
+                "unbounded": ("shedding", queue_without_bound), "long-queue": ("shedding", queue_too_long),
                 "sticky": ("autoscaling", no_downscale_delay), "titles": ("batching", titles_not_ids)}
     return grading.roundtrip(LAB, one_mistake_each(solution, mistakes), extremes=False)
 
 
 FULL = {"test_autoscaling_fields": 2.0, "test_scales_with_load": 4.0, "test_scorer_correct": 2.0,
-        "test_batching_speedup": 2.0, "test_autoscaler": 2.0}
+        "test_batching_speedup": 2.0, "test_sheds_load": 4.0, "test_autoscaler": 2.0}
 
 
 def test_solution_full_marks_untouched_zero(graded):
-    check_extremes(graded, 12)
+    check_extremes(graded, 16)
 
 
 @pytest.mark.extended
@@ -77,6 +91,7 @@ def test_solution_full_marks_untouched_zero(graded):
     ("unbatched", "test_batching_speedup"),
     ("default-idle", "test_autoscaler"),       # the idle GPU pods outlive the 45 s
     ("titles", "test_scorer_correct"),         # the right notes, answered by title where the task asks for ids
+    ("unbounded", "test_sheds_load"),          # nothing shed, and every admitted request waits seconds
 ])
 def test_each_mistake_loses_exactly_its_cell(wrong, name, cell):
     assert wrong[name].cells == {**FULL, cell: 0.0}, wrong[name]
@@ -87,5 +102,12 @@ def test_scaling_up_but_never_down_earns_half_the_scaling_points(wrong):
     """Partial credit (checks.credit): 2 of 4 for a Generator that scales up and stays up."""
     assert wrong["sticky"].cells == {
         "test_autoscaling_fields": 2.0, "test_scales_with_load": 2.0, "test_scorer_correct": 2.0,
-        "test_batching_speedup": 2.0, "test_autoscaler": 2.0,
+        "test_batching_speedup": 2.0, "test_sheds_load": 4.0, "test_autoscaler": 2.0,
     }, wrong["sticky"]
+
+
+@pytest.mark.extended
+def test_shedding_with_a_queue_too_long_earns_half_the_shedding_points(wrong):
+    """Excess requests get a fast 503 with Retry-After (2 of 4), but the 17 admitted at a time
+    wait past the 1 s p99 the task asks for."""
+    assert wrong["long-queue"].cells == {**FULL, "test_sheds_load": 2.0}, wrong["long-queue"]

@@ -1,0 +1,42 @@
+"""The RAG app's overload settings: the code's defaults, the shipped RayService and Ray's own
+reading of them agree (lesson 07 teaches them; bench/rag_throughput.py measures them)."""
+
+from pathlib import Path
+
+import yaml
+from ray.serve.schema import ServeDeploySchema
+
+from servelab.apps.rag import RAGPipeline, Reranker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def shipped_deployments() -> dict[str, dict]:
+    service = yaml.safe_load((ROOT / "manifests" / "rayservice-rag.yaml").read_text())
+    config = yaml.safe_load(service["spec"]["serveConfigV2"])
+    ServeDeploySchema.model_validate(config)  # Ray itself parses it, backpressure_config included
+    (app,) = config["applications"]
+    return {d["name"]: d for d in app["deployments"]}
+
+
+def test_the_ingress_bounds_its_queue_and_tells_clients_when_to_come_back():
+    assert RAGPipeline.max_queued_requests > 0  # -1, Serve's default, is a queue without bound
+    assert RAGPipeline.max_ongoing_requests >= 8  # the 8-client load is admitted, not shed
+    assert RAGPipeline.backpressure_config.status_code == 503
+    assert RAGPipeline.backpressure_config.retry_after_s == 1
+
+
+def test_the_rayservice_ships_the_same_limits_as_the_code():
+    ingress = shipped_deployments()["RAGPipeline"]
+    assert ingress["max_ongoing_requests"] == RAGPipeline.max_ongoing_requests
+    assert ingress["max_queued_requests"] == RAGPipeline.max_queued_requests
+    assert ingress["backpressure_config"] == RAGPipeline.backpressure_config.model_dump()
+
+
+def test_the_reranker_does_not_wait_for_a_batch_to_fill():
+    # Batches still form from the requests that queue while one runs (tests/live/test_rag_app.py).
+    reranker = shipped_deployments()["Reranker"]
+    assert reranker["user_config"]["batch_wait_timeout_s"] == 0
+    replica = Reranker.func_or_class.__new__(Reranker.func_or_class)
+    assert replica.rerank._get_batch_wait_timeout_s() == 0  # the decorator's own default
+    assert reranker["max_ongoing_requests"] >= reranker["user_config"]["max_batch_size"]
