@@ -137,8 +137,10 @@ class Reranker(Switches):
         self.rerank.set_max_batch_size(int(config.get("max_batch_size", 16)))
         self.rerank.set_batch_wait_timeout_s(float(config.get("batch_wait_timeout_s", 0.0)))
 
-    # No wait: a question alone is encoded at once; those that arrive while a batch runs form
-    # the next one, so batches still grow with the load (BENCHMARKS.md, bench/rag_hops.py).
+    # No wait: a question alone is encoded at once. Batches still grow with the load because
+    # score() holds the event loop while it encodes, so every question that arrived meanwhile
+    # is queued when the next batch starts (BENCHMARKS.md, bench/rag_hops.py). A stage that
+    # awaits its device would need a wait.
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def rerank(self, queries: list[str], candidates: list[list[dict]]) -> list[dict]:
         self.batch_sizes.append(len(queries))
