@@ -116,9 +116,7 @@ def reranker_stage_rps(calls: int = 64) -> float:
 
 def reconfigure(cluster: LocalRay, max_batch_size: int, batch_wait_s: float = 0.0) -> None:
     """Change only the Reranker's user_config: Serve reconfigures the replica in place."""
-    cluster.serve_api.deploy(config(max_batch_size, batch_wait_s=batch_wait_s), timeout=120)
-    time.sleep(3)
-    cluster.serve_api.wait_running(["rag"], show=False)
+    deploy(cluster, config(max_batch_size, batch_wait_s=batch_wait_s))
 
 
 def run() -> dict:
