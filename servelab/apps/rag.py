@@ -73,7 +73,11 @@ class Switches:
 
 # --- the stages -----------------------------------------------------------------
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25})
+# The inner stages accept at least what the ingress works on (24: Normalizer 24, Retriever
+# 2 x 12, Generator 24). A request a full replica cannot take waits at the caller's router,
+# which backs off up to 0.5 s between tries; inside the replica it waits in line and is
+# served the moment its turn comes (lesson 07, bench/rag_throughput.py).
+@serve.deployment(max_ongoing_requests=24, ray_actor_options={"num_cpus": 0.25})
 class Normalizer(Switches):
     def normalize(self, question: str) -> str:
         # NFKC folds full-width and compatibility characters; control characters go.
@@ -85,7 +89,7 @@ class Normalizer(Switches):
         self._raise_if_told()
 
 
-@serve.deployment(num_replicas=2, ray_actor_options={"num_cpus": 0.5})
+@serve.deployment(num_replicas=2, max_ongoing_requests=12, ray_actor_options={"num_cpus": 0.5})
 class Retriever(Switches):
     """BM25 over the knowledge base, built once per replica."""
 
@@ -206,7 +210,7 @@ def load_model(spec: Optional[str]):
     return getattr(importlib.import_module(module), attr)()
 
 
-@serve.deployment(max_ongoing_requests=8, ray_actor_options={"num_cpus": 0.5})
+@serve.deployment(max_ongoing_requests=24, ray_actor_options={"num_cpus": 0.5})
 class Generator(Switches):
     def __init__(self, model: Optional[str] = None):
         self.model = load_model(model)
@@ -348,12 +352,15 @@ def _error(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
 
 
-# Backpressure at the front door. The ingress works on up to 16 questions at once; past that at
+# Backpressure at the front door. The ingress works on up to 24 questions at once; past that at
 # most 8 wait in each proxy, and the rest get 503 with Retry-After: 1 at once. Without a bound
 # every extra request queues at the proxy, whose router backs off (up to 0.5 s) between tries
 # while the replica stays full, so throughput falls as the queue grows (lesson 07, BENCHMARKS).
-@serve.deployment(max_ongoing_requests=16, max_queued_requests=8,
+# The few that do wait there retry every 50 ms at most, so a freed slot is found sooner; 8
+# waiting means 8 clients are never turned away, even when a queue-length probe comes late.
+@serve.deployment(max_ongoing_requests=24, max_queued_requests=8,
                   backpressure_config={"status_code": 503, "retry_after_s": 1},
+                  request_router_config={"max_backoff_s": 0.05},
                   ray_actor_options={"num_cpus": 0.25})
 @serve.ingress(api)
 class RAGPipeline:

@@ -13,6 +13,7 @@ import math
 import re
 import zlib
 from collections import Counter
+from http import HTTPStatus
 from typing import Callable
 
 import numpy as np
@@ -28,8 +29,25 @@ def stem(word: str) -> str:
     # Enough to match "pods"/"pod" and "scheduled"/"schedule": no dictionary needed.
     for suffix in ("ing", "ed", "es", "s", "e"):
         if len(word) - len(suffix) >= 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
+            word = word[: -len(suffix)]
+            # "flapping" -> "flapp" -> "flap", "stopped" -> "stop" (Porter's step 1b); not "ll", "ss", "zz".
+            if suffix in ("ing", "ed") and word[-1] == word[-2] and word[-1] not in "aeioulsz":
+                word = word[:-1]
+            return word
     return word
+
+
+# People paste an error's reason phrase ("503 Service Unavailable", or only "service
+# unavailable"); the notes name the status code. Every 4xx and 5xx phrase of two or more
+# words, from Python's own table, adds its code to the text it appears in.
+_REASONS = {status.phrase.lower(): str(status.value) for status in HTTPStatus
+            if status.value >= 400 and " " in status.phrase}
+
+
+def with_status_codes(text: str) -> str:
+    low = text.lower()
+    codes = [code for phrase, code in _REASONS.items() if phrase in low and code not in low]
+    return text + (" " + " ".join(codes) if codes else "")
 
 
 def terms(text: str) -> list[str]:
@@ -52,8 +70,9 @@ pls please hi hello thanks urgent asap
 
 
 def content_terms(text: str) -> list[str]:
-    """`terms` without the stop words: what the Retriever's BM25 indexes."""
-    return [stem(w) for w in words(text) if w not in STOP_WORDS]
+    """`terms` without the stop words, and a pasted reason phrase's status code: what the
+    Retriever's BM25 indexes."""
+    return [stem(w) for w in words(with_status_codes(text)) if w not in STOP_WORDS]
 
 
 class BM25:

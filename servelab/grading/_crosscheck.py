@@ -66,6 +66,7 @@ IN_KERNEL_ONLY = {"faults", "load", "recovery", "local", "serve", "ray"}
 DYNAMIC_LOOKUPS = {"globals", "locals", "vars", "eval", "exec"}
 CLUSTER_ATTRS = {"serve_api", "serve_url", "dashboard_url", "metrics_url"}
 RAY_CORE = ("gcs_server", "raylet")  # what a live cluster runs, whatever its profile
+RAY_CORE_LOOKS = 3
 
 
 @dataclass
@@ -185,13 +186,19 @@ def ray_problem(ends: Endpoints) -> str:
     """"" if the submission's Ray still runs its GCS and a raylet, else what is gone.
     Read from the process table, outside the kernel, so it works whichever dashboard
     modules a profile loads."""
-    names = set()
-    for proc in processes.processes_under(ends.scratch):
-        with contextlib.suppress(psutil.Error):
-            names.add(proc.name())
-    gone = [name for name in RAY_CORE if name not in names]
-    if not gone:
-        return ""
+    # A process table read while the machine is busy can miss a process (one that is between
+    # states, or whose /proc entry cannot be read for a moment): look again before a learner
+    # loses points. A cluster that is going down stays gone.
+    for attempt in range(RAY_CORE_LOOKS):
+        names = set()
+        for proc in processes.processes_under(ends.scratch):
+            with contextlib.suppress(psutil.Error):
+                names.add(proc.name())
+        gone = [name for name in RAY_CORE if name not in names]
+        if not gone:
+            return ""
+        if attempt + 1 < RAY_CORE_LOOKS:
+            time.sleep(0.5)
     return (f"[grader] your Ray cluster has no running {' or '.join(gone)} after this cell: "
             "answers from a cluster that is going down earn no points")
 

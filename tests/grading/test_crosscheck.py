@@ -48,6 +48,24 @@ def test_a_cell_that_reached_the_service_earns_nothing_once_its_gcs_is_gone(loca
     assert crosscheck.run_outside(plain, {}, ends) == ""
 
 
+def test_a_process_missed_once_in_the_table_costs_nothing(monkeypatch):
+    # Under load a read of the process table can miss a live raylet for a moment; the grader
+    # looks again before it zeroes a cell, and still zeroes one whose cluster stays gone.
+    class Named:
+        def __init__(self, name):
+            self._name = name
+
+        def name(self):
+            return self._name
+
+    looks = iter([[Named("gcs_server")], [Named("gcs_server"), Named("raylet")]])
+    monkeypatch.setattr(crosscheck.processes, "processes_under", lambda root: next(looks))
+    ends = crosscheck.Endpoints(serve_port=1, dashboard_port=2, scratch="/nowhere", metrics_port=3)
+    assert crosscheck.ray_problem(ends) == ""
+    monkeypatch.setattr(crosscheck.processes, "processes_under", lambda root: [Named("gcs_server")])
+    assert "no running raylet" in crosscheck.ray_problem(ends)
+
+
 def test_a_failed_cross_check_zeroes_a_cell_that_ended_in_a_value():
     # nbgrader reads the first error or execute_result (utils.determine_grade): a partial score,
     # or any value a kernel made a cell end with, must not be read before the grader's error.

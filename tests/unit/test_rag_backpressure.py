@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from servelab.apps.rag import RAGPipeline, Reranker
+from servelab.apps.rag import Generator, Normalizer, RAGPipeline, Reranker, Retriever
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,6 +22,8 @@ def shipped_deployments() -> dict[str, dict]:
 def test_the_ingress_bounds_its_queue_and_tells_clients_when_to_come_back():
     assert RAGPipeline.max_queued_requests > 0  # -1, Serve's default, is a queue without bound
     assert RAGPipeline.max_ongoing_requests >= 8  # the 8-client load is admitted, not shed
+    assert 8 <= RAGPipeline.max_queued_requests < RAGPipeline.max_ongoing_requests  # 8 clients never shed
+    assert RAGPipeline._deployment_config.request_router_config.max_backoff_s <= 0.1  # Serve's 0.5 s leaves slots idle
     assert RAGPipeline.backpressure_config.status_code == 503
     assert RAGPipeline.backpressure_config.retry_after_s == 1
 
@@ -31,6 +33,22 @@ def test_the_rayservice_ships_the_same_limits_as_the_code():
     assert ingress["max_ongoing_requests"] == RAGPipeline.max_ongoing_requests
     assert ingress["max_queued_requests"] == RAGPipeline.max_queued_requests
     assert ingress["backpressure_config"] == RAGPipeline.backpressure_config.model_dump()
+    assert ingress["request_router_config"]["max_backoff_s"] == RAGPipeline._deployment_config.request_router_config.max_backoff_s
+
+
+def test_every_stage_accepts_what_the_ingress_admits():
+    # A request that a full replica cannot take waits at the ingress's router, which backs off
+    # between tries (Ray 2.60, serve/_private/request_router/request_router.py); inside the
+    # replica it waits in line. Code defaults and the shipped RayService both.
+    admitted = RAGPipeline.max_ongoing_requests
+    code = {stage.name: stage for stage in (Normalizer, Retriever, Reranker, Generator)}
+    for stage in code.values():
+        assert stage.max_ongoing_requests * stage.num_replicas >= admitted, stage.name
+    for name, d in shipped_deployments().items():
+        if name in code:
+            replicas = d.get("autoscaling_config", {}).get("max_replicas") or d.get("num_replicas", 1)
+            cap = d.get("max_ongoing_requests", code[name].max_ongoing_requests)
+            assert cap * replicas >= admitted, (name, cap, replicas)
 
 
 def test_the_reranker_does_not_wait_for_a_batch_to_fill():

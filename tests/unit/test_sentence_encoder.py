@@ -83,11 +83,12 @@ def test_questions_no_note_answers_get_no_context(pipeline):
 
 def test_answerable_questions_keep_their_contexts(pipeline):
     # The floors must not cost recall: every answerable question gets contexts, and the typed
-    # set (pasted errors, typos, synonyms) is answered in the top 3 at least 9 times in 10.
+    # set (pasted errors, typos, synonyms) is answered in the top 3 at least 19 times in 20
+    # (60 of 63 in BENCHMARKS.md).
     questions = HELD_OUT + TYPED
     assert all(pipeline.ask(q, 3)["contexts"] for q, _ in questions)
     hits = [bool({c["id"] for c in pipeline.ask(q, 3)["contexts"]} & relevant) for q, relevant in TYPED]
-    assert sum(hits) / len(hits) >= 0.9
+    assert sum(hits) / len(hits) >= 0.95, f"{sum(hits)} of {len(hits)}"
 
 
 def test_short_questions_are_answered_and_short_off_topic_ones_are_not(pipeline):
@@ -99,6 +100,18 @@ def test_short_questions_are_answered_and_short_off_topic_ones_are_not(pipeline)
     for question in ["what time is it", "update", "python error", "network", "lunch menu",
                      "reset my password"]:
         assert pipeline.ask(question, 3)["contexts"] == [], question
+
+
+def test_a_doubled_consonant_is_undone_with_its_suffix():
+    # "flapping" must meet "flap" (KB-045); "pulled" keeps its "ll".
+    assert content_terms("replicas flapping") == content_terms("replicas flap")
+    assert content_terms("stopped") == content_terms("stop") and content_terms("pulled") == ["pull"]
+
+
+def test_a_pasted_reason_phrase_counts_as_its_status_code():
+    assert "503" in content_terms("users see 'Service Unavailable' now and then")
+    assert content_terms("504 gateway timeout").count("504") == 1  # not twice when both are there
+    assert "200" not in content_terms("ok")  # only error phrases of two words or more
 
 
 def test_negations_and_directions_are_not_stop_words():
