@@ -142,10 +142,9 @@ def settle(totals: Totals, sent: dict) -> None:
         totals.wait_for("deployment_processing_latency_ms", "deployment", deployment, sent[deployment])
 
 
-# Every request must reach every hop to be counted there, and on 2 cores 8 clients already
-# saturate the machine. 8 clients cannot overflow the app's bound of 8 waiting, but the
-# hops are counted exactly, so the proxy's queue has no bound here anyway;
-# bench/rag_throughput.py measures the bound.
+# Each hop's totals are awaited exactly, so every request must reach every hop: a 503 would be
+# counted by the proxy and by no deployment. The proxy's queue has no bound here (the app's
+# is 8); bench/rag_throughput.py measures the bound.
 ANSWER_ALL = {"max_queued_requests": -1}
 
 

@@ -52,6 +52,7 @@ def config(max_batch_size: int, bounded: bool = True, batch_wait_s: float = 0.0,
            ingress: dict | None = None) -> dict:
     """The app with the Reranker's batching set; `bounded=False` gives it Serve's defaults,
     `ingress` replaces some of the ingress's options."""
+    assert bounded or not ingress, "Serve's defaults already replace the ingress's options"
     return {"applications": [{
         "name": "rag", "route_prefix": "/rag", "import_path": "servelab.apps.rag:app",
         "deployments": [{"name": "Reranker",
@@ -237,7 +238,7 @@ once, so questions wait inside replicas rather than at routers). Rows alternate
 before/after, {SHED_ROUNDS} rounds; each cell is the round with the median throughput.
 Latencies are of answered requests.
 
-| clients | in process req/s | in process p50 / p99 ms | before: req/s | before: p50 / p99 ms | after: req/s | after: p50 / p99 ms | after: shed (503), answered within p50 / p99 | cost of distribution, after (throughput ratio) |
+| clients | in process req/s | in process p50 / p99 ms | before: req/s | before: p50 / p99 ms | after: req/s | after: p50 / p99 ms | after: shed (503), told within p50 / p99 | cost of distribution, after (throughput ratio) |
 |---|---|---|---|---|---|---|---|---|
 {table}
 
@@ -250,13 +251,13 @@ and {before[64]['rps']:.1f} against {before[8]['rps']:.1f}. Shed requests were t
 Is it the client? The 64-client row again, alternating servelab's load (a thread per client,
 `requests`) with an asyncio client (one thread, aiohttp), two rounds each (rounds separated by ·):
 
-| client | answered req/s | p50 / p99 ms | shed (503), answered within p50 / p99 |
+| client | answered req/s | p50 / p99 ms | shed (503), told within p50 / p99 |
 |---|---|---|---|
 {client_row("threads")}
 {client_row("asyncio")}
 
-Where both clients agree, the figure is the service's: the 503s wait for the proxy, which shares
-the two cores with the five deployments it fronts.
+Where both clients measure alike, the figure is the service's and not the client's. The 503s
+come from the HTTP proxy, which shares the two cores with the five deployments it fronts.
 
 Batching (`@serve.batch` on the Reranker, max_batch_size 16 vs 1, same run):
 

@@ -82,8 +82,9 @@ of 16 ({one / batched:.1f}x cheaper per question batched), in this process (`ben
 `OMP_NUM_THREADS=1`, as Ray does for a replica).
 
 `TYPED` is no longer unseen: two rules of the Retriever's BM25 were added after reading its
-misses (a doubled consonant goes with its suffix, "flapping" -> "flap"; a pasted reason
-phrase such as "service unavailable" adds its status code, from Python's `HTTPStatus`).
+misses (a doubled consonant goes with its suffix, "flapping" -> "flap"; a reason phrase
+written as one is pasted, in quotes or Title Case, such as 'service unavailable', adds its
+status code, from Python's `HTTPStatus`).
 Together they moved `TYPED` from 0.83 / 0.94 / 0.88 to the figures above and left `HELD_OUT`
 unchanged. Still missed in the top 3: "no new worker pods ever appear" (the note says
 "worker nodes"), "a 50MB json ... choked" (the note says "oversized bodies") and a long

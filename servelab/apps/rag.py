@@ -356,8 +356,9 @@ def _error(status: int, reason: str) -> JSONResponse:
 # most 8 wait in each proxy, and the rest get 503 with Retry-After: 1 at once. Without a bound
 # every extra request queues at the proxy, whose router backs off (up to 0.5 s) between tries
 # while the replica stays full, so throughput falls as the queue grows (lesson 07, BENCHMARKS).
-# The few that do wait there retry every 50 ms at most, so a freed slot is found sooner; 8
-# waiting means 8 clients are never turned away, even when a queue-length probe comes late.
+# The few that do wait there sleep at most 50 ms between tries (Serve's default: 0.5 s), so a
+# freed slot is found sooner; 8 waiting means 8 clients are never turned away, even when a
+# queue-length probe comes late.
 @serve.deployment(max_ongoing_requests=24, max_queued_requests=8,
                   backpressure_config={"status_code": 503, "retry_after_s": 1},
                   request_router_config={"max_backoff_s": 0.05},

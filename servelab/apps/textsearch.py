@@ -30,23 +30,32 @@ def stem(word: str) -> str:
     for suffix in ("ing", "ed", "es", "s", "e"):
         if len(word) - len(suffix) >= 3 and word.endswith(suffix):
             word = word[: -len(suffix)]
-            # "flapping" -> "flapp" -> "flap", "stopped" -> "stop" (Porter's step 1b); not "ll", "ss", "zz".
-            if suffix in ("ing", "ed") and word[-1] == word[-2] and word[-1] not in "aeioulsz":
+            # "flapping" -> "flapp" -> "flap", "stopped" -> "stop" (Porter's step 1b); not "ll",
+            # "ss", "zz", and not below 3 letters ("added" -> "add").
+            if (suffix in ("ing", "ed") and len(word) > 3 and word[-1] == word[-2]
+                    and word[-1] not in "aeioulsz"):
                 word = word[:-1]
             return word
     return word
 
 
-# People paste an error's reason phrase ("503 Service Unavailable", or only "service
-# unavailable"); the notes name the status code. Every 4xx and 5xx phrase of two or more
-# words, from Python's own table, adds its code to the text it appears in.
-_REASONS = {status.phrase.lower(): str(status.value) for status in HTTPStatus
-            if status.value >= 400 and " " in status.phrase}
+# People paste an error's reason phrase ("Service Unavailable", or 'service unavailable' in
+# quotes); the notes name the status code. A 4xx or 5xx phrase of two or more words, from
+# Python's own table, adds its code when it is written as a reason phrase is: in quotes or
+# in Title Case. Plain prose ("module not found", "request timeouts") adds nothing.
+_REASONS = [(re.compile(r"(['\"`]?)\b(" + re.escape(status.phrase) + r")\b(['\"`]?)", re.IGNORECASE), str(status.value))
+            for status in HTTPStatus if status.value >= 400 and " " in status.phrase]
+
+
+def _pasted(match: re.Match) -> bool:
+    quoted = match.group(1) and match.group(1) == match.group(3)
+    words = match.group(2).split()
+    return bool(quoted) or all(w[0].isupper() for w in words if w[0].isalpha())
 
 
 def with_status_codes(text: str) -> str:
-    low = text.lower()
-    codes = [code for phrase, code in _REASONS.items() if phrase in low and code not in low]
+    codes = [code for pattern, code in _REASONS if code not in text
+             and any(_pasted(m) for m in pattern.finditer(text))]
     return text + (" " + " ".join(codes) if codes else "")
 
 

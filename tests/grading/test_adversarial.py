@@ -240,7 +240,7 @@ def test_live_attacks_earn_only_what_the_service_does(lab1_batch):
     course, batch, results = lab1_batch
     got = {s: results[s].score for s in batch}
     assert got == {s: want for s, (_, want) in batch.items()}, {
-        s: (r.score, r.error, why_failed(course, LAB1, s)) for s, r in results.items()}
+        s: (r.score, r.failed, r.error, why_failed(course, LAB1, s)) for s, r in results.items()}
 
 
 def test_spoofed_cells_say_why_they_lost_their_points(lab1_batch):

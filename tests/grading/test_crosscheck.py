@@ -58,6 +58,7 @@ def test_a_process_missed_once_in_the_table_costs_nothing(monkeypatch):
         def name(self):
             return self._name
 
+    monkeypatch.setattr(crosscheck.time, "sleep", lambda s: None)
     looks = iter([[Named("gcs_server")], [Named("gcs_server"), Named("raylet")]])
     monkeypatch.setattr(crosscheck.processes, "processes_under", lambda root: next(looks))
     ends = crosscheck.Endpoints(serve_port=1, dashboard_port=2, scratch="/nowhere", metrics_port=3)

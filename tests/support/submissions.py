@@ -30,14 +30,15 @@ def submit(course: Path, lab: str, student: str, nb=None, raw: str | None = None
 
 
 def why_failed(course: Path, lab: str, student: str) -> dict[str, str]:
-    """grade_id -> the last line of each graded cell's error in the autograded notebook, so a
-    test that gets an unexpected score says why (nbgrader keeps only the score)."""
+    """grade_id -> "ename: evalue" of each graded cell that ended in an error in the autograded
+    notebook, so a test that gets an unexpected score says why (nbgrader keeps only the score)."""
     path = course / "autograded" / student / lab / f"{lab}.ipynb"
     if not path.exists():
         return {"(notebook)": f"{path} was not written"}
     out = {}
     for cell in nbformat.read(path, as_version=4).cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        meta = cell.metadata.get("nbgrader", {})
+        grade_id = meta.get("grade_id") if meta.get("grade") else None
         for o in cell.get("outputs", []):
             if grade_id and o.get("output_type") == "error":
                 out[grade_id] = f"{o.get('ename')}: {str(o.get('evalue'))[:500]}"

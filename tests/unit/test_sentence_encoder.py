@@ -106,12 +106,16 @@ def test_a_doubled_consonant_is_undone_with_its_suffix():
     # "flapping" must meet "flap" (KB-045); "pulled" keeps its "ll".
     assert content_terms("replicas flapping") == content_terms("replicas flap")
     assert content_terms("stopped") == content_terms("stop") and content_terms("pulled") == ["pull"]
+    assert content_terms("added") == content_terms("adding") == content_terms("add")
 
 
 def test_a_pasted_reason_phrase_counts_as_its_status_code():
-    assert "503" in content_terms("users see 'Service Unavailable' now and then")
-    assert content_terms("504 gateway timeout").count("504") == 1  # not twice when both are there
-    assert "200" not in content_terms("ok")  # only error phrases of two words or more
+    assert "503" in content_terms("users see 'service unavailable' now and then")
+    assert "504" in content_terms("the proxy says Gateway Timeout")
+    assert content_terms("504 Gateway Timeout").count("504") == 1  # not twice when both are there
+    # The same words in plain prose are not a pasted error.
+    assert "404" not in content_terms("ModuleNotFoundError: module not found")
+    assert "408" not in content_terms("set request timeouts per stage")
 
 
 def test_negations_and_directions_are_not_stop_words():
