@@ -80,8 +80,11 @@ def in_process(pipeline: InProcessPipeline, clients: int) -> dict:
 def shedding(url: str, clients: int, seconds: float = SHED_SECONDS) -> dict:
     """Closed-loop clients that honour Retry-After for `seconds`: admitted throughput and latency,
     and how fast the shed ones were told."""
-    report = load.run(url, lambda i: {"question": QUESTIONS[i % len(QUESTIONS)]},
-                      concurrency=clients, count=load.MAX_COUNT, duration_s=seconds, timeout_s=60)
+    return shed_row(load.run(url, lambda i: {"question": QUESTIONS[i % len(QUESTIONS)]},
+                             concurrency=clients, count=load.MAX_COUNT, duration_s=seconds, timeout_s=60))
+
+
+def shed_row(report: load.Report) -> dict:
     shed = [s.latency_s for s in report.samples if s.status == 503]
     other = report.failed - len(shed)
     assert other == 0, report.summary()
@@ -94,7 +97,7 @@ def shedding_asyncio(url: str, clients: int, seconds: float = SHED_SECONDS) -> d
     """`shedding` with an asyncio client: every client a coroutine on one thread (aiohttp)."""
     import aiohttp
 
-    answered, shed = [], []
+    samples: list[load.Sample] = []
 
     async def main() -> float:
         t0 = time.monotonic()
@@ -110,22 +113,15 @@ def shedding_asyncio(url: str, clients: int, seconds: float = SHED_SECONDS) -> d
                     start = time.monotonic()
                     async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as reply:
                         await reply.read()
-                    latency = time.monotonic() - start
-                    if reply.status == 503:
-                        shed.append(latency)
-                        wait = float(reply.headers.get("Retry-After") or 0)
-                        await asyncio.sleep(max(0.0, min(wait, deadline - time.monotonic())))
-                    else:
-                        assert reply.status == 200, reply.status
-                        answered.append(latency)
+                    wait = float(reply.headers.get("Retry-After") or 0) if reply.status == 503 else 0.0
+                    samples.append(load.Sample(start - t0, time.monotonic() - start, reply.status, retry_after_s=wait))
+                    await asyncio.sleep(max(0.0, min(wait, deadline - time.monotonic())))
 
             await asyncio.gather(*(client() for _ in range(clients)))
         return time.monotonic() - t0
 
     elapsed = asyncio.run(main())
-    return {"rps": len(answered) / elapsed, "p50": load.percentile(answered, 50),
-            "p99": load.percentile(answered, 99), "shed": len(shed), "shed_p50": load.percentile(shed, 50),
-            "shed_p99": load.percentile(shed, 99), "sent": len(answered) + len(shed)}
+    return shed_row(load.Report(samples, elapsed, clients))
 
 
 def deploy(cluster: LocalRay, cfg: dict) -> None:
