@@ -292,7 +292,8 @@ and form the next batch without any wait).
 The Python load generator {client}
 """
     body = f"""
-`bench/rag_hops.py`: the RAG pipeline on a 4-logical-CPU local cluster. One client sends
+`bench/rag_hops.py`: the RAG pipeline on a 4-logical-CPU local cluster, Serve in its default
+mode (`bench/serve_mode.py` measures the throughput-optimized mode the RayService ships). One client sends
 {SEQUENTIAL} questions one after another; each hop's mean comes from Serve's own metrics
 (proxy latency, each replica's processing latency, the batch wait) and the answers' `timings_ms`.
 

@@ -223,7 +223,8 @@ def run() -> dict:
     shed_p99 = [after[c]["shed_p99"] for c in CLIENTS if after[c]["shed"]]
     body = f"""
 `bench/rag_throughput.py`: `servelab.apps.rag` (5 deployments, 2 Retriever replicas) on a
-4-logical-CPU local cluster, next to the same stages called in one process by threads.
+4-logical-CPU local cluster, next to the same stages called in one process by threads, Serve
+in its default mode (`bench/serve_mode.py` measures the throughput-optimized mode the RayService ships).
 Closed-loop clients from `servelab.faults.load` (the held-out questions in turn; a client that
 gets a 503 waits as long as its `Retry-After` says), {SHED_SECONDS:g} s per row. **Before**: Serve's
 defaults (`max_ongoing_requests` 5 for the ingress and the Normalizer, Retriever and Generator;

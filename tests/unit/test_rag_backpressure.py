@@ -60,3 +60,16 @@ def test_the_reranker_does_not_wait_for_a_batch_to_fill():
     replica = Reranker.func_or_class.__new__(Reranker.func_or_class)
     assert replica.rerank._get_batch_wait_timeout_s() == 0  # the decorator's own default
     assert reranker["max_ongoing_requests"] >= reranker["user_config"]["max_batch_size"]
+
+
+def test_every_pod_runs_serve_in_its_throughput_optimized_mode_without_direct_ingress():
+    # Ray reads these once per process (ray/serve/_private/constants.py, Ray 2.60): a proxy and
+    # replicas run on every node, so every group sets them. Direct ingress opens a port per
+    # ingress replica for HAProxy, which this cluster does not run; bench/serve_mode.py measures the rest.
+    from servelab.targets._local import _pod_env
+
+    cluster = yaml.safe_load((ROOT / "manifests" / "rayservice-rag.yaml").read_text())["spec"]["rayClusterConfig"]
+    wanted = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0"}
+    for group in ["head", *(g["groupName"] for g in cluster["workerGroupSpecs"])]:
+        env = _pod_env(cluster, group, show=False)  # what the local target starts that pod's Ray with
+        assert {k: env.get(k) for k in wanted} == wanted, group
