@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rag_hops import METRICS_INTERVAL  # noqa: E402
 from rag_throughput import QUESTIONS, config, deploy, in_process, shed_row  # noqa: E402
 from report import write_section  # noqa: E402
 
@@ -41,8 +42,6 @@ ROUNDS = 2
 SECONDS = 12
 CLIENTS = (1, 8, 64)
 PROXY_LATENCY = "ray_serve_http_request_latency_ms"
-# Every process reports its metrics each second instead of every 10 (Ray's system config).
-METRICS_INTERVAL = {"RAY_metrics_report_interval_ms": "1000"}
 
 
 def manifest_env() -> dict[str, str]:
@@ -104,14 +103,12 @@ def pooled(rows: list[dict]) -> dict:
     out = {"rps": len(answered) / sum(r["seconds"] for r in rows), "p50": load.percentile(answered, 50),
            "shed_p50": load.percentile(shed, 50), "shed_p99": load.percentile(shed, 99),
            "shed_within_100ms": sum(t <= 0.1 for t in shed) / len(shed) if shed else float("nan")}
+    # quantile() is NaN when the proxy counted no 503; so is the share then
     told = sum(b.value for b in proxy.samples if math.isinf(float(b.labels["le"])))
-    out.update(proxy_shed_p50=math.nan, proxy_shed_p99=math.nan, proxy_within_100ms=math.nan)
-    if told:
-        out.update(proxy_shed_p50=proxy.quantile(0.5, PROXY_LATENCY) / 1000,
-                   proxy_shed_p99=proxy.quantile(0.99, PROXY_LATENCY) / 1000,
-                   proxy_within_100ms=sum(b.value for b in proxy.samples
-                                          if float(b.labels["le"]) == 100.0) / told)
-    return out
+    within = sum(b.value for b in proxy.samples if float(b.labels["le"]) == 100.0)
+    return {**out, "proxy_shed_p50": proxy.quantile(0.5, PROXY_LATENCY) / 1000,
+            "proxy_shed_p99": proxy.quantile(0.99, PROXY_LATENCY) / 1000,
+            "proxy_within_100ms": within / told if told else math.nan}
 
 
 def run() -> dict:

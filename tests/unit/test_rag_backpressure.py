@@ -63,9 +63,10 @@ def test_the_reranker_does_not_wait_for_a_batch_to_fill():
 
 
 def test_every_pod_runs_serve_in_its_throughput_optimized_mode_without_direct_ingress():
-    # Ray reads these once per process (ray/serve/_private/constants.py, Ray 2.60): a proxy and
-    # replicas run on every node, so every group sets them. Direct ingress opens a port per
-    # ingress replica for HAProxy, which this cluster does not run; bench/serve_mode.py measures the rest.
+    # Ray reads these once per process (ray/serve/_private/constants.py, Ray 2.60): the controller
+    # and a proxy run on the head, replicas and their proxies on workers, so every group sets them.
+    # Direct ingress would keep Serve's proxy on the head only (controller.py); the manifest counts
+    # on one per node, each with its own queue. bench/serve_mode.py measures the mode.
     from servelab.targets._local import _pod_env
 
     cluster = yaml.safe_load((ROOT / "manifests" / "rayservice-rag.yaml").read_text())["spec"]["rayClusterConfig"]
