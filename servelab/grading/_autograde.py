@@ -172,7 +172,7 @@ class GradingRun:
     cross-checking executor, and distinct ports for each submission."""
 
     def __init__(self, course: Path, use_sandbox: bool = True, memory_bytes: int = 6 * 1024**3,
-                 inside_ray: bool = False, lab: str = ""):
+                 inside_ray: bool = False, lab: str = "", crosscheck: bool = True):
         self.prometheus = lab in PROMETHEUS_LABS or not lab  # no lab named: leave it to the profile
         self.inside_ray = inside_ray  # a task of `grade --ray` (_raygrade.py): leave its cluster behind
         # Named by this process in a Ray task, so a later task can remove it if this one dies.
@@ -182,20 +182,24 @@ class GradingRun:
         self.cgroups = sandbox.cgroup_parent(self.root.name) if use_sandbox else ""
         self._settings = dict(hide=[str(course), *map(str, _solutions_nearby())],
                               cpu_s=20 * 60, memory_bytes=memory_bytes, cgroup_parent=self.cgroups)
-        (self.root / "config").mkdir()
-        (self.root / "config" / "nbgrader_config.py").write_text(
-            "# Written by servelab grade for this run only.\n"
-            "from nbgrader.preprocessors import IgnorePattern, LimitOutput, SaveAutoGrades, "
-            "AssignLatePenalties, CheckCellMetadata\n"
-            "from nbconvert.preprocessors import ClearMetadataPreprocessor\n"
-            "from servelab.grading._crosscheck import CrossCheckedExecute\n"
-            "c = get_config()\n"
-            "c.Autograde.autograde_preprocessors = [CrossCheckedExecute, IgnorePattern, ClearMetadataPreprocessor,\n"
-            "    LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]\n"
-            + (f"c.Execute.kernel_name = {sandbox.KERNEL_NAME!r}\n" if use_sandbox else ""))
         self._lock = threading.Lock()
         self._ports: set[int] = set()
         self._count = 0
+        # Without cross-check and sandbox nbgrader runs with the course's own config: the lab
+        # round trips (grading._course.Course) grade with nbgrader as it comes.
+        self.config = self.root / "config" if crosscheck or use_sandbox else None
+        if self.config:
+            self.config.mkdir()
+            (self.config / "nbgrader_config.py").write_text(
+                "# Written by servelab grade for this run only.\n"
+                "from nbgrader.preprocessors import IgnorePattern, LimitOutput, SaveAutoGrades, "
+                "AssignLatePenalties, CheckCellMetadata\n"
+                "from nbconvert.preprocessors import ClearMetadataPreprocessor\n"
+                "from servelab.grading._crosscheck import CrossCheckedExecute\n"
+                "c = get_config()\n"
+                "c.Autograde.autograde_preprocessors = [CrossCheckedExecute, IgnorePattern, ClearMetadataPreprocessor,\n"
+                "    LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]\n"
+                + (f"c.Execute.kernel_name = {sandbox.KERNEL_NAME!r}\n" if use_sandbox else ""))
 
     def env(self, student: str) -> tuple[dict, Path]:
         """The environment of one student's nbgrader run, and its scratch folder."""
@@ -217,7 +221,7 @@ class GradingRun:
             "SERVELAB_METRICS_PORT": str(ports[2]), "SERVELAB_PORTS": "free",
             "SERVELAB_TMPDIR": str(scratch), crosscheck.ENV: json.dumps(asdict(ends)),
             "JUPYTER_PATH": os.pathsep.join(filter(None, [str(jupyter), os.environ.get("JUPYTER_PATH")])),
-            "JUPYTER_CONFIG_PATH": os.pathsep.join(filter(None, [str(self.root / "config"),
+            "JUPYTER_CONFIG_PATH": os.pathsep.join(filter(None, [str(self.config or ""),
                                                                  os.environ.get("JUPYTER_CONFIG_PATH")])),
         })
         if self.inside_ray:

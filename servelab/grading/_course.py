@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,9 +85,27 @@ class Course:
         folder.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, folder / f"{self.lab}.ipynb")
 
-    def autograde(self) -> str:
-        """Grade every submission (nbgrader runs them one by one); returns the log."""
-        return self._run(["autograde", self.lab, "--force"])
+    def autograde(self, workers: int = 1) -> None:
+        """Grade every submission: one `nbgrader autograde` grades them one by one; with
+        workers > 1, one nbgrader per student, that many at a time, each on ports and in a
+        cluster folder of its own as `servelab grade` gives them (without its sandbox and
+        cross-check: this is nbgrader as it comes)."""
+        if workers <= 1:
+            self._run(["autograde", self.lab, "--force"])
+            return
+        from servelab.grading import _autograde as autograde
+
+        students = sorted(p.name for p in (self.root / "submitted").iterdir())
+        run = autograde.GradingRun(self.root, use_sandbox=False, lab=self.lab, crosscheck=False)
+        try:
+            with ThreadPoolExecutor(workers) as pool:
+                done = list(pool.map(lambda s: autograde._autograde_one(
+                    self.root, self.lab, s, autograde.DEFAULT_LIMIT_S, True, run), students))
+        finally:
+            run.close()
+        errors = [f"{s}: {error}" for s, (_, error) in zip(students, done) if error]
+        if errors:
+            raise RuntimeError("nbgrader autograde failed for " + "; ".join(errors))
 
     def results(self) -> dict[str, Result]:
         """Totals from `nbgrader export`, per-cell points from the gradebook."""
@@ -139,7 +158,11 @@ def roundtrip(lab: str, variants: dict[str, dict[str, str]] | None = None,
               grading: Path | None = None, extremes: bool = True) -> dict[str, Result]:
     """Autograde, with `nbgrader autograde` as it comes, a lab's solution and its untouched
     student version ("untouched"; both left out with extremes=False) and named variants
-    (each maps grade_ids to the code that replaces the solution's)."""
+    (each maps grade_ids to the code that replaces the solution's). As many at a time as
+    `servelab grade` would grade of this lab here (autograde.default_workers: one at a time
+    for labs whose checks measure time)."""
+    from servelab.grading._autograde import default_workers
+
     with Course(lab, grading) as course:
         student = course.student_version
         solution = solution_answers(lab, grading)
@@ -151,5 +174,5 @@ def roundtrip(lab: str, variants: dict[str, dict[str, str]] | None = None,
             if unknown:
                 raise ValueError(f"{lab} has no solution cells {sorted(unknown)}")
             course.submit(name, fill(student, {**solution, **changes}))
-        course.autograde()
+        course.autograde(workers=default_workers(lab))
         return course.results()

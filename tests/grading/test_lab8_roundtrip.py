@@ -55,7 +55,7 @@ def course():
         course.submit("untouched", grading.fill(course.student_version, {}))
         for name, changes in variants(solution).items():
             course.submit(name, grading.fill(course.student_version, {**solution, **changes}))
-        course.autograde()
+        course.autograde(workers=autograde.default_workers(LAB))
         yield course
 
 

@@ -35,3 +35,23 @@ def test_the_kernel_is_told(lab, setting, tmp_path, monkeypatch):
         assert env.get("SERVELAB_PROMETHEUS") == setting
     finally:
         run.close()
+
+
+def test_without_cross_check_nbgrader_runs_with_the_courses_own_config(tmp_path, monkeypatch):
+    # The lab round trips grade several submissions at once this way (grading._course.Course):
+    # nbgrader as it comes, but each submission on ports and in a cluster folder of its own.
+    monkeypatch.delenv("JUPYTER_CONFIG_PATH", raising=False)
+    checked, plain = (autograde.GradingRun(tmp_path, use_sandbox=False, lab="lab1-serve-basics", crosscheck=c)
+                      for c in (True, False))
+    try:
+        assert "CrossCheckedExecute" in (checked.config / "nbgrader_config.py").read_text()
+        assert checked.env("a")[0]["JUPYTER_CONFIG_PATH"] == str(checked.config)
+        assert plain.config is None and not (plain.root / "config").exists()
+        (a, scratch_a), (b, scratch_b) = plain.env("a"), plain.env("b")
+        assert not a["JUPYTER_CONFIG_PATH"]
+        ports = [env[f"SERVELAB_{name}_PORT"] for env in (a, b) for name in ("SERVE", "DASHBOARD", "METRICS")]
+        assert len(set(ports)) == 6, ports
+        assert scratch_a != scratch_b and (a["SERVELAB_TMPDIR"], b["SERVELAB_TMPDIR"]) == (str(scratch_a), str(scratch_b))
+    finally:
+        checked.close()
+        plain.close()
