@@ -36,7 +36,7 @@ from pathlib import Path
 import psutil
 
 from servelab.cluster import _processes as processes
-from servelab.cluster._ports import free_port
+from servelab.cluster._ports import held_port
 from servelab.course.layout import layout
 from servelab.errors import ServelabError
 from servelab.grading import _crosscheck as crosscheck
@@ -207,8 +207,10 @@ class GradingRun:
             self._count += 1
             scratch = self.root / f"s{self._count}"
             ports = []
+            # Bound seconds later, when the kernel starts its cluster: outside the kernel's
+            # ephemeral range, where the other submissions' connections would take them meanwhile.
             for _ in range(3):
-                ports.append(free_port(self._ports))
+                ports.append(held_port(self._ports))
                 self._ports.add(ports[-1])
         scratch.mkdir()
         jupyter = scratch / "jupyter"

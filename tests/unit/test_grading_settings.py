@@ -51,6 +51,9 @@ def test_without_cross_check_nbgrader_runs_with_the_courses_own_config(tmp_path,
         assert not a["JUPYTER_CONFIG_PATH"]
         ports = [env[f"SERVELAB_{name}_PORT"] for env in (a, b) for name in ("SERVE", "DASHBOARD", "METRICS")]
         assert len(set(ports)) == 6, ports
+        # Not in the kernel's ephemeral range (32768 and up), where a neighbour's outgoing
+        # connection can take a port before this submission's cluster binds it (_ports.held_port).
+        assert all(10000 <= int(p) < 20000 for p in ports), ports
         assert scratch_a != scratch_b and (a["SERVELAB_TMPDIR"], b["SERVELAB_TMPDIR"]) == (str(scratch_a), str(scratch_b))
     finally:
         checked.close()
