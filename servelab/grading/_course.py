@@ -95,12 +95,12 @@ class Course:
             return
         from servelab.grading import _autograde as autograde
 
-        students = sorted(p.name for p in (self.root / "submitted").iterdir())
+        students = autograde.submissions(self.root, self.lab)
         run = autograde.GradingRun(self.root, use_sandbox=False, lab=self.lab, crosscheck=False)
         try:
             with ThreadPoolExecutor(workers) as pool:
                 done = list(pool.map(lambda s: autograde._autograde_one(
-                    self.root, self.lab, s, autograde.DEFAULT_LIMIT_S, True, run), students))
+                    self.root, self.lab, s, limit_s=autograde.DEFAULT_LIMIT_S, force=True, run=run), students))
         finally:
             run.close()
         errors = [f"{s}: {error}" for s, (_, error) in zip(students, done) if error]
