@@ -19,6 +19,18 @@ def quiz_answers(right: int) -> dict[str, str]:
     return out
 
 
+def quiz_failed(right: int) -> list[str]:
+    """The grade ids of the quiz's test cells that a quiz_answers(right) submission fails: the
+    cells checking the answers after the first `right`."""
+    from servelab.course import layout
+    from servelab.grading._labs import graded_cells
+
+    wrong = list(solution_answers("quiz-scenarios"))[right:]
+    source = layout().grading / "source" / "quiz-scenarios" / "quiz-scenarios.ipynb"
+    return sorted(grade_id for grade_id, _, code in graded_cells(source)
+                  if any(re.search(rf"\b{var}\b", code) for var in wrong))
+
+
 def submit(course: Path, lab: str, student: str, nb=None, raw: str | None = None) -> None:
     """Put a notebook (or raw text, for a corrupt one) at submitted/<student>/<lab>/<lab>.ipynb."""
     folder = course / "submitted" / student / lab
