@@ -74,9 +74,11 @@ def run_on_kubernetes(lab: str, tmp_path: Path) -> tuple[dict, LocalBridge]:
 ALSO_THROUGH_THE_API = {"lab6-fault-injection": ("/exec", "/prometheusrules")}
 NEEDS_PROMETHEUS = {"lab6-fault-injection"}
 
-# Labs 5 and 7 take 4 to 5 minutes each here: `make test-extended` runs them (the guard in
-# tests/unit/test_labs_read_both_targets.py checks every lab in `make test`).
-EXTENDED = {"lab5-autoscaling-batching", "lab7-debug-by-layer"}
+# Labs 5 and 7 take 4 to 5 minutes each here, lab 6 about 3: `make test-extended` runs them (the
+# guard in tests/unit/test_labs_read_both_targets.py checks every lab in `make test`; lab 6's
+# `kubectl exec` faults and PrometheusRule calls are checked against a stand-in API server in
+# tests/unit/test_faults.py and test_target_kubernetes.py).
+EXTENDED = {"lab5-autoscaling-batching", "lab6-fault-injection", "lab7-debug-by-layer"}
 
 
 @pytest.mark.parametrize("lab", [pytest.param(lab, marks=pytest.mark.extended) if lab in EXTENDED else lab
