@@ -25,7 +25,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -43,7 +42,7 @@ from servelab.grading import _crosscheck as crosscheck
 from servelab.grading import _feedback as feedback_config
 from servelab.grading import _report as class_report
 from servelab.grading import _sandbox as sandbox
-from servelab.grading._labs import nbgrader, venv_env
+from servelab.grading._labs import NBGRADER_CLI, nbgrader, venv_env
 
 DEFAULT_LIMIT_S = 30 * 60
 TIMED_OUT = "stopped"
@@ -271,7 +270,7 @@ def _end_leftovers(scratch: Path) -> None:
 def _autograde_one(course: Path, lab: str, student: str, limit_s: float, force: bool,
                    run: GradingRun) -> tuple[float, str]:
     """Run `nbgrader autograde` for one student in its own process group; (seconds, error)."""
-    args = [sys.executable, "-m", "nbgrader", "autograde", lab, f"--student={student}"]
+    args = [*NBGRADER_CLI, "autograde", lab, f"--student={student}"]
     if force:
         args.append("--force")
     env, scratch = run.env(student)

@@ -28,13 +28,22 @@ def lab_names(grading: Path | None = None) -> list[str]:
     return sorted(p.name for p in (grading / "source").iterdir() if p.is_dir())
 
 
+# `python -m nbgrader`, minus one import. nbgrader loads jsonschema, which imports a checker for
+# every format it finds installed; Jupyter installs rfc3987-syntax for the "iri" format, and it
+# builds a grammar when imported: 1.5 to 2 s of each nbgrader start, and nbgrader validates no IRI.
+# Marked absent in this process only (cluster/ray_site does the same for Ray's processes); the
+# kernels nbgrader starts import what a learner's kernel imports.
+NBGRADER_CLI = [sys.executable, "-c", "import runpy, sys; sys.modules.setdefault('rfc3987_syntax', None); "
+                "runpy.run_module('nbgrader', run_name='__main__', alter_sys=True)"]
+
+
 def nbgrader(args: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the real nbgrader CLI of this environment in a course directory. It goes when the
     thread that started it ends: an autograde killed with its caller takes its kernels and their
     clusters along, instead of grading on with no one to read the result."""
     from servelab.cluster._processes import die_with_parent
 
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, check=check,
+    return subprocess.run([*NBGRADER_CLI, *args], cwd=cwd, check=check,
                           capture_output=True, text=True, env=venv_env(env), preexec_fn=die_with_parent)
 
 

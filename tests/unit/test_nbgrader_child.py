@@ -40,3 +40,21 @@ def test_nbgrader_dies_with_its_caller(tmp_path):
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
+
+
+def test_nbgrader_runs_without_the_iri_grammar_and_gets_its_arguments(tmp_path):
+    from servelab.grading._labs import NBGRADER_CLI
+
+    # The stand-in says what a real nbgrader would find: jsonschema loaded without rfc3987-syntax
+    # (the 1.5 s grammar), and the arguments the grader passed.
+    (tmp_path / "nbgrader").mkdir()
+    (tmp_path / "nbgrader" / "__init__.py").write_text("")
+    (tmp_path / "nbgrader" / "__main__.py").write_text(
+        "import sys, jsonschema\nprint(sys.modules['rfc3987_syntax'] is None, sys.argv[1:])\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([*NBGRADER_CLI, "autograde", "lab1", "--force"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.strip() == "True ['autograde', 'lab1', '--force']"
+    # and the real one, as the grader starts it
+    real = subprocess.run([*NBGRADER_CLI, "--version"], capture_output=True, text=True, timeout=60, check=True)
+    assert "nbgrader version" in real.stdout
