@@ -22,6 +22,7 @@ import grading_ray  # noqa: E402
 import grading_throughput  # noqa: E402
 import lab1_startup  # noqa: E402
 import lab_launch  # noqa: E402
+import nbgrader_start  # noqa: E402
 import prometheus_cost  # noqa: E402
 import rag_hops  # noqa: E402
 import rag_throughput  # noqa: E402
@@ -32,6 +33,7 @@ import stack_memory  # noqa: E402
 
 BENCHES = (("lab1 startup", lab1_startup), ("lab1 autograde", autograde), ("grading throughput", grading_throughput),
            ("grading on Ray", grading_ray), ("grading breakdown", grading_breakdown),
+           ("nbgrader start", nbgrader_start),
            ("GPU RayService", gpu_rayservice),
            ("RAG retrieval", retrieval), ("RAG throughput", rag_throughput), ("RAG hops", rag_hops), ("Serve's throughput mode", serve_mode), ("fault recovery", fault_recovery),
            ("RayService upgrade under load", rayservice_upgrade),
