@@ -30,12 +30,14 @@ import rayservice_upgrade  # noqa: E402
 import retrieval  # noqa: E402
 import serve_mode  # noqa: E402
 import stack_memory  # noqa: E402
+import stage_cuts  # noqa: E402
 
 BENCHES = (("lab1 startup", lab1_startup), ("lab1 autograde", autograde), ("grading throughput", grading_throughput),
            ("grading on Ray", grading_ray), ("grading breakdown", grading_breakdown),
            ("nbgrader start", nbgrader_start),
            ("GPU RayService", gpu_rayservice),
-           ("RAG retrieval", retrieval), ("RAG throughput", rag_throughput), ("RAG hops", rag_hops), ("Serve's throughput mode", serve_mode), ("fault recovery", fault_recovery),
+           ("RAG retrieval", retrieval), ("RAG throughput", rag_throughput), ("RAG hops", rag_hops), ("Serve's throughput mode", serve_mode),
+           ("three candidate cuts", stage_cuts), ("fault recovery", fault_recovery),
            ("RayService upgrade under load", rayservice_upgrade),
            ("make lab to usable JupyterLab", lab_launch), ("stack memory on lab 4", stack_memory),
            ("Prometheus beside a cluster", prometheus_cost))

@@ -1,9 +1,10 @@
 """`servelab grade --ray`: a class graded as Ray tasks on a multi-node cluster gets the grades the
 submissions earn (test_autograde sees the grader on this machine give the same), and a worker
-node killed mid-run costs only a retry. The grading cluster is
-a local one (a head with no CPUs for tasks and two one-CPU worker nodes, as a RayJob's cluster
-would have worker pods); the submissions are the scenario quiz's, which needs no cluster of its
-own, so the test pays for grading, not for learners' services."""
+node killed mid-run costs only a retry.
+
+The grading cluster is a local one: a head with no CPUs for tasks and two one-CPU worker nodes,
+as a RayJob's cluster would have worker pods. The submissions are the scenario quiz's, which
+needs no cluster of its own, so the test pays for grading, not for learners' services."""
 
 import csv
 import os

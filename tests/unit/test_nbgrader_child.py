@@ -1,5 +1,6 @@
-"""An nbgrader started for a course goes with the process that started it (a round trip or a
-grader killed mid-run must not leave an autograde, its kernels and their clusters running)."""
+"""The nbgrader a course starts (`_labs.NBGRADER_CLI`): it goes with the process that started it
+(a round trip or a grader killed mid-run must not leave an autograde, its kernels and their
+clusters running), and it starts without jsonschema's IRI grammar but with its own arguments."""
 
 import os
 import signal
