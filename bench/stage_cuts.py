@@ -57,10 +57,10 @@ def measure(extra_env: dict[str, str], import_path: str) -> dict:
         load.run(url, {"question": "warm up"}, concurrency=4, count=40, timeout_s=30)
         out = {}
         for clients in (1, 8):
-            report = load.run(url, lambda i: {"question": QUESTIONS[i % len(QUESTIONS)]}, concurrency=clients,
-                              count=load.MAX_COUNT, duration_s=SECONDS, timeout_s=60)
-            assert report.failed == 0, report.summary()
-            out[clients] = report
+            answers = load.run(url, lambda i: {"question": QUESTIONS[i % len(QUESTIONS)]}, concurrency=clients,
+                               count=load.MAX_COUNT, duration_s=SECONDS, timeout_s=60)
+            assert answers.failed == 0, answers.summary()
+            out[clients] = answers
         return {"p50": 1000 * out[1].latency(50), "rps8": out[8].throughput}
     finally:
         cluster.stop(show=False)
