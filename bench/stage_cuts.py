@@ -1,16 +1,17 @@
 """Three cheap cuts of the served RAG pipeline's cost, each against the shipped app in the same run.
 
 - **async stages**: Normalizer and Retriever as `async def` (bench/variants/rag_async_stages.py),
-  so Serve runs them on the replica's event loop instead of handing each call to a thread pool.
+  so Serve runs them on the replica's event loop instead of handing each call to a thread.
 - **pickle handles**: the ingress's handles serialize with `pickle`, not `cloudpickle`
   (bench/variants/rag_pickle_handles.py): Ray 2.60's handle option for the gRPC transport.
-- **metrics every 1 s**: `RAY_SERVE_METRICS_EXPORT_INTERVAL_MS=1000` (Serve's default 100), so
-  routers and replicas flush their metrics a tenth as often.
+- **Serve metrics export every 1 s**: `RAY_SERVE_METRICS_EXPORT_INTERVAL_MS=1000` (Serve's default
+  100), so routers and replicas flush their metrics a tenth as often.
 
 Each mode gets its own cluster, started with the container env of manifests/rayservice-rag.yaml
 (throughput-optimized) plus the mode's own; the modes alternate, ROUNDS clusters each, since one
 round on this machine varies by ±20% (a 2-round try read 1.33x and then 0.91x for the same
-change). Figures: medians over the rounds of the 1-client p50 and the 8-client throughput.
+change), and each round starts with the next mode in turn, so that none always runs first.
+Figures: medians over the rounds of the 1-client p50 and the 8-client throughput.
 """
 
 from __future__ import annotations
@@ -32,21 +33,22 @@ from servelab.faults import load  # noqa: E402
 ROUNDS = 5
 SECONDS = 12
 SHIPPED = "servelab.apps.rag:app"
-VARIANTS = {"PYTHONPATH": str(HERE / "variants")}
+VARIANTS_ON_PATH = {"PYTHONPATH": str(HERE / "variants")}
 MODES = {  # name -> (extra env of every Ray process, the app's import path, what it changes)
     "shipped": ({}, SHIPPED, ""),
-    "async stages": (VARIANTS, "rag_async_stages:app",
+    "async stages": (VARIANTS_ON_PATH, "rag_async_stages:app",
                      "Normalizer and Retriever as `async def` (`bench/variants/rag_async_stages.py`), run on "
-                     "the replica's event loop rather than handed to Serve's thread pool one call at a time."),
-    "pickle handles": (VARIANTS, "rag_pickle_handles:app",
+                     "the replica's event loop rather than each call handed to a thread of Serve's pool."),
+    "pickle handles": (VARIANTS_ON_PATH, "rag_pickle_handles:app",
                        "the ingress's handles serialize arguments and results with `pickle` instead of "
                        "`cloudpickle` (`bench/variants/rag_pickle_handles.py`)."),
-    "metrics every 1 s": ({"RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": "1000"}, SHIPPED,
-                          "`RAY_SERVE_METRICS_EXPORT_INTERVAL_MS=1000` (Serve's default 100 ms)."),
+    "Serve metrics export every 1 s": ({"RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": "1000"}, SHIPPED,
+                                       "`RAY_SERVE_METRICS_EXPORT_INTERVAL_MS=1000` (Serve's default 100 ms)."),
 }
 
 
 def measure(extra_env: dict[str, str], import_path: str) -> dict:
+    # METRICS_INTERVAL (Ray's report interval) only keeps every cluster started as serve_mode.py's
     cluster = LocalRay("bench-cuts", num_cpus=4, env={**METRICS_INTERVAL, **manifest_env(), **extra_env})
     cluster.start(show=False)
     try:
@@ -68,8 +70,10 @@ def measure(extra_env: dict[str, str], import_path: str) -> dict:
 
 def run() -> dict:
     rounds = {name: [] for name in MODES}
+    names = list(MODES)
     for i in range(ROUNDS):
-        for name, (env, path, _) in MODES.items():
+        for name in names[i % len(names):] + names[: i % len(names)]:  # a different mode first each round
+            env, path, _ = MODES[name]
             rounds[name].append(measure(env, path))
             print(f"  round {i + 1} {name}: p50 {rounds[name][-1]['p50']:.1f} ms, "
                   f"8 clients {rounds[name][-1]['rps8']:.1f} req/s", flush=True)
@@ -90,10 +94,13 @@ def report(rounds: dict[str, list[dict]]) -> dict:
 
     def verdict(name: str) -> str:
         # An effect this machine can tell: the mode's median beyond every round of the shipped app.
-        f, (p_lo, _), (_, r_hi) = fig[name], spread(shipped, "p50"), spread(shipped, "rps8")
-        told = [what for what, beyond in (("throughput", f["rps8"] > r_hi), ("latency", f["p50"] < p_lo)) if beyond]
-        return f"**{name}**: " + (f"better {' and '.join(told)} than every round of the shipped app" if told
-                                  else "within the shipped app's own rounds: no effect this machine can tell")
+        f, (p_lo, p_hi), (r_lo, r_hi) = fig[name], spread(shipped, "p50"), spread(shipped, "rps8")
+        better = [what for what, beyond in (("throughput", f["rps8"] > r_hi), ("latency", f["p50"] < p_lo)) if beyond]
+        worse = [what for what, beyond in (("throughput", f["rps8"] < r_lo), ("latency", f["p50"] > p_hi)) if beyond]
+        told = [f"{word} {' and '.join(whats)} than every round of the shipped app"
+                for word, whats in (("better", better), ("worse", worse)) if whats]
+        return f"**{name}**: " + ("; ".join(told) if told else
+                                  "within the shipped app's own rounds: inconclusive on this machine")
 
     body = f"""
 `bench/stage_cuts.py`: the RAG app with its shipped limits on a 4-logical-CPU local cluster,
@@ -112,8 +119,7 @@ Reading it:
 {chr(10).join("- " + verdict(name) + "." for name in MODES if name != "shipped")}
 
 A change goes into the app or the manifest only once it does better than every round of the
-shipped app; until then the cost of distribution is in the hops themselves (`bench/rag_hops.py`'s
-breakdown).
+shipped app. Where one request's time goes, hop by hop, is `bench/rag_hops.py`'s section.
 """
     write_section("stage_cuts", "RAG pipeline: three candidate cuts, against the shipped app", body)
     return {name: {k: round(v, 2) for k, v in f.items()} for name, f in fig.items()}
