@@ -118,8 +118,9 @@ range of the rounds.
 Reading it:
 {chr(10).join("- " + verdict(name) + "." for name in MODES if name != "shipped")}
 
-A change goes into the app or the manifest only once it does better than every round of the
-shipped app. Where one request's time goes, hop by hop, is `bench/rag_hops.py`'s section.
+A change that does better than every round of the shipped app in one run is a candidate, not a
+result: it goes into the app or the manifest once a second run agrees and the app's tests pass
+with it. Where one request's time goes, hop by hop, is `bench/rag_hops.py`'s section.
 """
     write_section("stage_cuts", "RAG pipeline: three candidate cuts, against the shipped app", body)
     return {name: {k: round(v, 2) for k, v in f.items()} for name, f in fig.items()}
