@@ -19,7 +19,9 @@ metrics endpoint before and after. Then, in the same run:
 - `servelab load` against Debian's `wrk` (a C load generator) on the same endpoint at 8
   connections, with each one's CPU per request: whether the Python client is what limits the
   figures on a 2-core machine;
-- the same stages in one process (bench/rag_throughput.py's baseline), for the ratios.
+- the same stages in one process (bench/rag_throughput.py's baseline), for the ratios;
+- the lone-request breakdown once more on a cluster in the mode the RayService ships
+  (throughput-optimized), and what its four stage calls alone cost against the in-process p50.
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ def sequential(totals: Totals, sent: dict, url: str) -> dict:
         hops[f"{s}: the call (routing, transport)"] = awaited[s] - inside[s]
         hops[f"{s}: inside the replica"] = inside[s]
     return {"client_mean": statistics.fmean(client_ms), "client_p50": statistics.median(client_ms),
-            "hops": hops, "batch_wait": mean("batch_wait_time_ms", "function_name", "rerank"),
+            "awaited": sum(awaited.values()), "hops": hops, "batch_wait": mean("batch_wait_time_ms", "function_name", "rerank"),
             "batch_exec": mean("batch_execution_time_ms", "function_name", "rerank"),
             "fulfil": {s: mean("request_router_fulfillment_time_ms", "deployment", s) for s in ("RAGPipeline", *STAGES)}}
 
@@ -222,28 +224,40 @@ def stage_costs(pipeline: InProcessPipeline) -> dict[str, float]:
     return {stage: statistics.median(ms) for stage, ms in out.items()}
 
 
+def ready(cluster: LocalRay, batch_wait_s: float) -> tuple[str, dict, Totals]:
+    """Deploy the app answering every request, warm it up, and start counting: the proxy and each
+    deployment start from zero with the cluster, so their totals can be awaited exactly."""
+    url = f"{cluster.serve_url}/rag/"
+    reconfigure(cluster, 16, batch_wait_s, ANSWER_ALL)
+    sent = {"proxy": 0, "RAGPipeline": 0, **{s: 0 for s in STAGES}}
+    warm = load.run(url, {"question": "warm up"}, concurrency=4, count=40, timeout_s=30)
+    count(sent, warm.sent)
+    return url, sent, Totals(cluster)
+
+
+def shipped_mode() -> dict:
+    """The lone-request breakdown again, on a cluster started as the shipped RayService's pods are
+    (manifests/rayservice-rag.yaml: throughput-optimized, deployments call each other over gRPC)."""
+    from serve_mode import manifest_env  # serve_mode imports this module
+
+    cluster = LocalRay("bench-hops", num_cpus=4, env={**METRICS_INTERVAL, **manifest_env()}).start(show=False)
+    try:
+        url, sent, totals = ready(cluster, 0.0)
+        sequential(totals, sent, url)  # as in the default mode's cluster, the second round is kept
+        return sequential(totals, sent, url)
+    finally:
+        cluster.stop(show=False)
+
+
 def run() -> dict:
     pipeline = InProcessPipeline()
     local = {c: in_process(pipeline, c) for c in (1, 8)}
     costs = stage_costs(pipeline)
     del pipeline
 
-    saved = {k: os.environ.get(k) for k in METRICS_INTERVAL}
-    os.environ.update(METRICS_INTERVAL)
+    cluster = LocalRay("bench-hops", num_cpus=4, env=METRICS_INTERVAL).start(show=False)
     try:
-        cluster = LocalRay("bench-hops", num_cpus=4).start(show=False)
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-    try:
-        url = f"{cluster.serve_url}/rag/"
-        reconfigure(cluster, 16, 0.01, ANSWER_ALL)
-        # Every request this run sends, counted: the proxy and each deployment start from zero
-        # with the cluster, so their totals can be awaited exactly.
-        sent = {"proxy": 0, "RAGPipeline": 0, **{s: 0 for s in STAGES}}
-        warm = load.run(url, {"question": "warm up"}, concurrency=4, count=40, timeout_s=30)
-        count(sent, warm.sent)
-        totals = Totals(cluster)
+        url, sent, totals = ready(cluster, 0.01)
         results = {}
         for wait in (0.01, 0.0, 0.01, 0.0):  # alternate, keep the second round of each
             reconfigure(cluster, 16, wait, ANSWER_ALL)
@@ -252,9 +266,10 @@ def run() -> dict:
         ours = loaded(url, sent)
     finally:
         cluster.stop(show=False)
+    shipped = shipped_mode()
 
     base = results[0.0]["one"]
-    rows = "\n".join(f"| {hop} | {ms:.2f} |" for hop, ms in base["hops"].items())
+    rows = "\n".join(f"| {hop} | {ms:.2f} | {shipped['hops'][hop]:.2f} |" for hop, ms in base["hops"].items())
     exact = ", ".join(f"{stage} {ms:.2f}" for stage, ms in costs.items())
     fulfil = ", ".join(f"{d} {ms:.2f}" for d, ms in base["fulfil"].items())
     lone = {w: r["one"]["client_p50"] for w, r in results.items()}
@@ -290,17 +305,29 @@ throughput by {eight[0.0] / eight[0.01]:.2f}x (requests that arrive while a batc
 and form the next batch without any wait).
 
 The Python load generator {client}
+
+Why 4x at 1 client is out of reach while a question crosses four deployments: in the shipped
+mode, the four stage calls as the ingress awaited them (`timings_ms`, exact) took
+{shipped['awaited']:.1f} ms of the {shipped['client_mean']:.1f} ms, for {sum(costs.values()):.1f} ms of work in one process. The
+calls alone are {shipped['awaited'] / local_p50:.1f}x the in-process p50 of {local_p50:.1f} ms; 4x would be
+{4 * local_p50:.1f} ms for everything, proxy and ingress included. The Normalizer, whose work is
+{costs['Normalizer']:.2f} ms, shows one call's floor: {shipped['hops']['Normalizer: the call (routing, transport)'] + shipped['hops']['Normalizer: inside the replica']:.1f} ms. Cheaper calls move the figure by fractions
+(bench/stage_cuts.py); reaching 4x takes fewer hops, that is stages merged into one deployment,
+which gives up scaling and placing each stage on its own, what the course's pipeline is for.
 """
     body = f"""
 `bench/rag_hops.py`: the RAG pipeline on a 4-logical-CPU local cluster, Serve in its default
-mode (`bench/serve_mode.py` measures the throughput-optimized mode the RayService ships). One client sends
-{SEQUENTIAL} questions one after another; each hop's mean comes from Serve's own metrics
-(proxy latency, each replica's processing latency, the batch wait) and the answers' `timings_ms`.
+mode, and for the lone request also in the throughput-optimized mode the RayService ships (a
+cluster of its own, with `manifests/rayservice-rag.yaml`'s container env; `bench/serve_mode.py`
+compares the modes under load). One client sends {SEQUENTIAL} questions one after another; each
+hop's mean comes from Serve's own metrics (proxy latency, each replica's processing latency, the
+batch wait) and the answers' `timings_ms`.
 
-One lone request (Reranker batch wait 0, the app's default), mean {base['client_mean']:.1f} ms:
+One lone request (Reranker batch wait 0, the app's default), mean {base['client_mean']:.1f} ms in the
+default mode and {shipped['client_mean']:.1f} ms in the shipped one:
 
-| hop | mean ms |
-|---|---|
+| hop | default mode, mean ms | throughput-optimized (shipped), mean ms |
+|---|---|---|
 {rows}
 
 Serve's histograms are exported with sums rebuilt from bucket midpoints (Ray 2.60,
@@ -336,6 +363,7 @@ Is the load generator the bottleneck? The same endpoint at 8 connections, the sa
     write_section("rag_hops", "RAG pipeline: one request's time by hop, and the load generator's own cost", body)
     return {"lone_p50_ms": {w: round(v, 1) for w, v in lone.items()}, "eight_rps": {w: round(v, 1) for w, v in eight.items()},
             "in_process": {"p50_ms": round(local_p50, 2), "rps8": round(local[8]["rps"], 1)},
+            "shipped_mode_lone": {"mean_ms": round(shipped["client_mean"], 1), "calls_ms": round(shipped["awaited"], 1)},
             "stage_ms": {k: round(v, 2) for k, v in costs.items()},
             "load_vs_wrk": (round(ours["rps"], 1), round(wrk["rps"], 1) if wrk else None),
             "client_cpu_ms": (round(ours["cpu_ms"], 2), round(wrk["cpu_ms"], 2) if wrk else None)}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import os
 import statistics
 import sys
 import time
@@ -62,6 +63,11 @@ def config(max_batch_size: int, bounded: bool = True, batch_wait_s: float = 0.0,
 
 
 def in_process(pipeline: InProcessPipeline, clients: int) -> dict:
+    # Each replica's BLAS runs one thread (Ray sets OMP_NUM_THREADS to its CPUs); without the
+    # same here, 8 client threads each wake BLAS threads on 2 cores, and the baseline halves.
+    if os.environ.get("OMP_NUM_THREADS") != "1":
+        raise SystemExit("the in-process baseline needs OMP_NUM_THREADS=1 from the start: "
+                         "run benchmarks through bench/run.py (`python bench/run.py rag_hops`)")
     latencies = []
 
     def one(i):

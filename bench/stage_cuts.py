@@ -48,7 +48,8 @@ MODES = {  # name -> (extra env of every Ray process, the app's import path, wha
 
 
 def measure(extra_env: dict[str, str], import_path: str) -> dict:
-    # METRICS_INTERVAL (Ray's report interval) only keeps every cluster started as serve_mode.py's
+    # Ray's 1 s metrics report interval (METRICS_INTERVAL) is not measured here: it is kept so
+    # that these clusters start exactly as serve_mode.py's do.
     cluster = LocalRay("bench-cuts", num_cpus=4, env={**METRICS_INTERVAL, **manifest_env(), **extra_env})
     cluster.start(show=False)
     try:
