@@ -67,7 +67,7 @@ def in_process(pipeline: InProcessPipeline, clients: int) -> dict:
     # same here, 8 client threads each wake BLAS threads on 2 cores, and the baseline halves.
     if os.environ.get("OMP_NUM_THREADS") != "1":
         raise SystemExit("the in-process baseline needs OMP_NUM_THREADS=1 from the start: "
-                         "run benchmarks through bench/run.py (`python bench/run.py rag_hops`)")
+                         "run benchmarks through bench/run.py (`python bench/run.py <bench module>`)")
     latencies = []
 
     def one(i):
