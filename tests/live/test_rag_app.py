@@ -136,10 +136,22 @@ def test_slow_stage_is_a_504_with_a_reason_not_a_hang(served):
     assert time.monotonic() - start < 5
 
 
+def ask_as_told(cluster, question, tries=5):
+    """A client that honours the ingress's 503 + Retry-After: a burst of 16 at once can find more
+    than the 8 the proxy lets wait before its first queue-length probe returns (seen once in CI)."""
+    for _ in range(tries):
+        reply = ask(cluster, question)
+        if reply.status_code != 503:
+            return reply
+        assert reply.headers.get("Retry-After") == "1", reply.text  # the ingress shed it, not a stage
+        time.sleep(1)
+    return reply
+
+
 @pytest.mark.live
 def test_batches_form_under_concurrent_load(served):
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        codes = list(pool.map(lambda i: ask(served, f"cuda out of memory {i}").status_code, range(64)))
+        codes = list(pool.map(lambda i: ask_as_told(served, f"cuda out of memory {i}").status_code, range(64)))
     assert codes == [200] * 64
     stats = requests.get(f"{served.serve_url}/rag/stages", timeout=10).json()["Reranker"]
     assert stats["max_batch_size"] == 16 and stats["mean_batch_size"] > 1
